@@ -1,0 +1,835 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-clone metadata.
+ *
+ * Design
+ * ------
+ *
+ * The metadata device holds one fact per region: hydrated or not. It is a
+ * dm_bitset (bit N set: region N hydrated) kept by the persistent-data
+ * library: a block manager over dm-bufio, a transaction manager that
+ * shadows every block it changes, and the metadata space map that counts
+ * block references. Block 0 is the superblock; it names the roots of the
+ * space map and of the bitset and carries the region size and the target
+ * length, which must match the table on every open. The format is version
+ * 1 of the in-kernel dm-clone, so either implementation opens what the
+ * other wrote.
+ *
+ * In core we keep a plain bitmap of hydrated regions (one bit per region)
+ * and a bitmap of "dirty words" (one bit per BITS_PER_LONG regions) that
+ * says which words of the first changed since they were last moved into a
+ * transaction. That is the whole per-region memory cost: a little over one
+ * bit per region. Readers test the bitmap locklessly; bits are only ever
+ * set while the metadata is writable, and an abort replaces whole words
+ * with WRITE_ONCE(), so a reader sees, for every bit, either the old or
+ * the new value, and never loses a bit that both agree on.
+ *
+ * The commit protocol has three steps, the middle one the caller's:
+ *
+ *  1. pre-commit: for each dirty word, take the word's value under the
+ *     bitmap lock (clearing its dirty bit) and set its bits in the on-disk
+ *     bitset. Every bit taken was set when its region's data had already
+ *     been written to the destination;
+ *  2. the caller flushes the destination, making that data durable;
+ *  3. commit: the transaction manager writes every changed block, flushes,
+ *     then writes the superblock and flushes again. A crash before the
+ *     superblock lands leaves the previous transaction intact.
+ *
+ * A bit set after its word was taken in step 1 waits for the next commit
+ * (its word is dirty again). So no commit ever records a region whose data
+ * could still be lost.
+ *
+ * When an operation fails, the target calls dm_clone_metadata_abort():
+ * the persistent-data objects are destroyed and re-opened from the last
+ * committed superblock and the in-core bitmap is reloaded from it. The
+ * metadata then stays read-only; if the abort itself fails it is failed
+ * and refuses everything.
+ *
+ * Locks
+ * -----
+ *
+ * lock (rw_semaphore): the persistent-data objects (bm, tm, sm, bitset
+ *	info and root), the committed roots and the read_only/fail flags'
+ *	transitions. Taken for writing by everything that changes on-disk
+ *	state, for reading by queries.
+ * bitmap_lock (spinlock, irqsave): writers of region_map, dirty_words,
+ *	nr_hydrated and nr_dirty. May be taken inside lock, never the other
+ *	way round.
+ */
+
+#include <linux/device-mapper.h>
+#include <linux/bitmap.h>
+#include <linux/mm.h>
+#include <linux/rwsem.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/string.h>
+
+#include "persistent-data/dm-bitset.h"
+#include "persistent-data/dm-block-manager.h"
+#include "persistent-data/dm-space-map.h"
+#include "persistent-data/dm-space-map-common.h"
+#include "persistent-data/dm-transaction-manager.h"
+
+#include "dm-clone-metadata.h"
+
+#define DM_MSG_PREFIX "clone metadata"
+
+#define SUPERBLOCK_LOCATION		0
+#define SUPERBLOCK_MAGIC		0x8af27f64
+#define SUPERBLOCK_CSUM_XOR		257649492
+#define DM_CLONE_METADATA_VERSION	1
+#define METADATA_BLOCK_BYTES		(DM_CLONE_METADATA_BLOCK_SIZE << SECTOR_SHIFT)
+/* Block locks one thread holds at most (persistent-data's own need). */
+#define MAX_CONCURRENT_LOCKS		5
+#define SPACE_MAP_ROOT_SIZE		128
+#define UUID_LEN			16
+
+/* Regions per on-disk bitset word. */
+#define BITS_PER_DISK_WORD		64
+
+struct clone_superblock_disk {
+	__le32 csum;
+	__le32 flags;
+	__le64 blocknr;
+	__u8 uuid[UUID_LEN];
+	__le64 magic;
+	__le32 version;
+	__u8 metadata_space_map_root[SPACE_MAP_ROOT_SIZE];
+	__le64 region_size;
+	__le64 target_size;
+	__le64 bitset_root;
+} __packed;
+
+struct dm_clone_metadata {
+	struct block_device *bdev;
+	sector_t target_size;
+	sector_t region_size;
+	unsigned long nr_regions;
+	unsigned long nr_longs;		/* words of region_map */
+
+	/* Protects the persistent-data objects below and the mode flags. */
+	struct rw_semaphore lock;
+	struct dm_block_manager *bm;
+	struct dm_space_map *sm;
+	struct dm_transaction_manager *tm;
+	struct dm_disk_bitset bitset_info;
+	dm_block_t bitset_root;
+	/* What the superblock said when we last read or wrote it. */
+	dm_block_t committed_bitset_root;
+	u8 committed_sm_root[SPACE_MAP_ROOT_SIZE];
+	/* A transaction holds changes not yet committed. */
+	bool transaction_dirty;
+	bool read_only;			/* also read locklessly */
+	bool failed;			/* also read locklessly */
+
+	/* Protects the writers of the four fields below. */
+	spinlock_t bitmap_lock;
+	unsigned long *region_map;	/* bit N: region N hydrated */
+	unsigned long *dirty_words;	/* bit W: region_map[W] changed */
+	unsigned long nr_hydrated;
+	unsigned long nr_dirty;		/* bits set in dirty_words */
+};
+
+/* ---- Superblock validator ---- */
+
+static void sb_prepare_for_write(struct dm_block_validator *v,
+				 struct dm_block *b, size_t block_size)
+{
+	struct clone_superblock_disk *sb = dm_block_data(b);
+
+	sb->blocknr = cpu_to_le64(dm_block_location(b));
+	sb->csum = cpu_to_le32(dm_bm_checksum(&sb->flags,
+					      block_size - sizeof(__le32),
+					      SUPERBLOCK_CSUM_XOR));
+}
+
+static int sb_check(struct dm_block_validator *v, struct dm_block *b,
+		    size_t block_size)
+{
+	struct clone_superblock_disk *sb = dm_block_data(b);
+	__le32 csum;
+
+	if (le64_to_cpu(sb->blocknr) != dm_block_location(b)) {
+		DMERR("superblock: block number %llu, expected %llu",
+		      le64_to_cpu(sb->blocknr),
+		      (unsigned long long)dm_block_location(b));
+		return -ENOTBLK;
+	}
+
+	if (le64_to_cpu(sb->magic) != SUPERBLOCK_MAGIC) {
+		DMERR("superblock: bad magic 0x%llx, expected 0x%x",
+		      le64_to_cpu(sb->magic), SUPERBLOCK_MAGIC);
+		return -EILSEQ;
+	}
+
+	csum = cpu_to_le32(dm_bm_checksum(&sb->flags,
+					  block_size - sizeof(__le32),
+					  SUPERBLOCK_CSUM_XOR));
+	if (csum != sb->csum) {
+		DMERR("superblock: bad checksum %u, expected %u",
+		      le32_to_cpu(sb->csum), le32_to_cpu(csum));
+		return -EILSEQ;
+	}
+
+	if (le32_to_cpu(sb->version) != DM_CLONE_METADATA_VERSION) {
+		DMERR("superblock: unsupported metadata version %u (this module reads version %u)",
+		      le32_to_cpu(sb->version), DM_CLONE_METADATA_VERSION);
+		return -EINVAL;
+	}
+
+	return 0;
+}
+
+static struct dm_block_validator sb_validator = {
+	.name = "clone_superblock",
+	.prepare_for_write = sb_prepare_for_write,
+	.check = sb_check,
+};
+
+/* ---- In-core bitmap ---- */
+
+static unsigned long nr_disk_words(struct dm_clone_metadata *cmd)
+{
+	return DIV_ROUND_UP(cmd->nr_regions, BITS_PER_DISK_WORD);
+}
+
+/* Mask of the valid bits of long word @w of region_map. */
+static unsigned long valid_mask(struct dm_clone_metadata *cmd, unsigned long w)
+{
+	if (w == cmd->nr_longs - 1 && cmd->nr_regions % BITS_PER_LONG)
+		return BITMAP_LAST_WORD_MASK(cmd->nr_regions);
+	return ~0UL;
+}
+
+/*
+ * Replace the in-core bits of disk word @i with @val (little-endian on
+ * disk, bit N of the word is region 64 * i + N). Called without
+ * bitmap_lock: only while setters are refused (read-only) or before the
+ * metadata is published.
+ */
+static void store_disk_word(struct dm_clone_metadata *cmd, unsigned long i,
+			    u64 val)
+{
+#if BITS_PER_LONG == 64
+	WRITE_ONCE(cmd->region_map[i], val & valid_mask(cmd, i));
+#else
+	unsigned long w = 2 * i;
+
+	WRITE_ONCE(cmd->region_map[w], lower_32_bits(val) & valid_mask(cmd, w));
+	if (w + 1 < cmd->nr_longs)
+		WRITE_ONCE(cmd->region_map[w + 1],
+			   upper_32_bits(val) & valid_mask(cmd, w + 1));
+#endif
+}
+
+/*
+ * Load the committed bitset into region_map. The array must hold a word
+ * for every 64 regions; a shorter one is corrupt. Blocks.
+ */
+static int __load_bitset_in_core(struct dm_clone_metadata *cmd)
+{
+	unsigned long i, n = nr_disk_words(cmd);
+	struct dm_array_cursor c;
+	unsigned long flags;
+	__le64 *value;
+	int r;
+
+	r = dm_array_cursor_begin(&cmd->bitset_info.array_info,
+				  cmd->bitset_root, &c);
+	if (r) {
+		DMERR("cannot read the region bitset: error %d", r);
+		return r == -ENODATA ? -EINVAL : r;
+	}
+
+	for (i = 0; i < n; i++) {
+		dm_array_cursor_get_value(&c, (void **)&value);
+		store_disk_word(cmd, i, le64_to_cpu(*value));
+		if (i + 1 == n)
+			break;
+		r = dm_array_cursor_next(&c);
+		if (r) {
+			DMERR("region bitset too short: %lu of %lu words (error %d)",
+			      i + 1, n, r);
+			r = -EINVAL;
+			break;
+		}
+		cond_resched();
+	}
+	dm_array_cursor_end(&c);
+	if (r)
+		return r;
+
+	spin_lock_irqsave(&cmd->bitmap_lock, flags);
+	bitmap_zero(cmd->dirty_words, cmd->nr_longs);
+	cmd->nr_dirty = 0;
+	cmd->nr_hydrated = bitmap_weight(cmd->region_map, cmd->nr_regions);
+	spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
+
+	return 0;
+}
+
+bool dm_clone_is_region_hydrated(struct dm_clone_metadata *cmd,
+				 unsigned long region_nr)
+{
+	return test_bit(region_nr, cmd->region_map);
+}
+
+bool dm_clone_is_range_hydrated(struct dm_clone_metadata *cmd,
+				unsigned long start, unsigned long nr)
+{
+	unsigned long bit = find_next_zero_bit(cmd->region_map,
+					       start + nr, start);
+
+	return bit >= start + nr;
+}
+
+unsigned long dm_clone_find_next_unhydrated_region(struct dm_clone_metadata *cmd,
+						   unsigned long start)
+{
+	return find_next_zero_bit(cmd->region_map, cmd->nr_regions, start);
+}
+
+unsigned long dm_clone_nr_of_hydrated_regions(struct dm_clone_metadata *cmd)
+{
+	return READ_ONCE(cmd->nr_hydrated);
+}
+
+bool dm_clone_is_hydration_done(struct dm_clone_metadata *cmd)
+{
+	return READ_ONCE(cmd->nr_hydrated) == cmd->nr_regions;
+}
+
+bool dm_clone_changed_this_transaction(struct dm_clone_metadata *cmd)
+{
+	return READ_ONCE(cmd->nr_dirty) || READ_ONCE(cmd->transaction_dirty);
+}
+
+long dm_clone_set_regions_hydrated(struct dm_clone_metadata *cmd,
+				   unsigned long start, unsigned long nr)
+{
+	unsigned long end = start + nr, flags, w, added = 0;
+
+	if (WARN_ON_ONCE(end > cmd->nr_regions || end < start))
+		return -EINVAL;
+
+	spin_lock_irqsave(&cmd->bitmap_lock, flags);
+	if (READ_ONCE(cmd->read_only) || READ_ONCE(cmd->failed)) {
+		spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
+		return -EPERM;
+	}
+
+	while (start < end) {
+		unsigned long bit = start % BITS_PER_LONG;
+		unsigned long len = min(end - start, BITS_PER_LONG - bit);
+		unsigned long mask = (len == BITS_PER_LONG) ? ~0UL :
+				     ((1UL << len) - 1) << bit;
+		unsigned long old;
+
+		w = start / BITS_PER_LONG;
+		old = cmd->region_map[w];
+		if (~old & mask) {
+			added += hweight_long(~old & mask);
+			WRITE_ONCE(cmd->region_map[w], old | mask);
+			if (!__test_and_set_bit(w, cmd->dirty_words))
+				cmd->nr_dirty++;
+		}
+		start += len;
+	}
+	cmd->nr_hydrated += added;
+	spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
+
+	return added;
+}
+
+/* ---- Persistent-data objects ---- */
+
+static void __destroy_persistent_data(struct dm_clone_metadata *cmd)
+{
+	if (cmd->sm)
+		dm_sm_destroy(cmd->sm);
+	if (cmd->tm)
+		dm_tm_destroy(cmd->tm);
+	if (cmd->bm)
+		dm_block_manager_destroy(cmd->bm);
+	cmd->sm = NULL;
+	cmd->tm = NULL;
+	cmd->bm = NULL;
+}
+
+static int __superblock_all_zeroes(struct dm_clone_metadata *cmd, bool *zero)
+{
+	struct dm_block *b;
+	int r;
+
+	r = dm_bm_read_lock(cmd->bm, SUPERBLOCK_LOCATION, NULL, &b);
+	if (r)
+		return r;
+	*zero = !memchr_inv(dm_block_data(b), 0, METADATA_BLOCK_BYTES);
+	dm_bm_unlock(b);
+
+	return 0;
+}
+
+static void __remember_committed(struct dm_clone_metadata *cmd,
+				 struct clone_superblock_disk *sb)
+{
+	cmd->committed_bitset_root = le64_to_cpu(sb->bitset_root);
+	memcpy(cmd->committed_sm_root, sb->metadata_space_map_root,
+	       SPACE_MAP_ROOT_SIZE);
+}
+
+static int __write_superblock(struct dm_clone_metadata *cmd)
+{
+	struct clone_superblock_disk *sb;
+	u8 sm_root[SPACE_MAP_ROOT_SIZE];
+	struct dm_block *sblock;
+	size_t len;
+	int r;
+
+	r = dm_sm_root_size(cmd->sm, &len);
+	if (r)
+		return r;
+	if (WARN_ON_ONCE(len > SPACE_MAP_ROOT_SIZE))
+		return -EINVAL;
+	memset(sm_root, 0, sizeof(sm_root));
+	r = dm_sm_copy_root(cmd->sm, sm_root, len);
+	if (r)
+		return r;
+
+	r = dm_bm_write_lock_zero(cmd->bm, SUPERBLOCK_LOCATION, &sb_validator,
+				  &sblock);
+	if (r)
+		return r;
+
+	sb = dm_block_data(sblock);
+	sb->flags = 0;
+	memset(sb->uuid, 0, sizeof(sb->uuid));
+	sb->magic = cpu_to_le64(SUPERBLOCK_MAGIC);
+	sb->version = cpu_to_le32(DM_CLONE_METADATA_VERSION);
+	memcpy(sb->metadata_space_map_root, sm_root, SPACE_MAP_ROOT_SIZE);
+	sb->region_size = cpu_to_le64(cmd->region_size);
+	sb->target_size = cpu_to_le64(cmd->target_size);
+	sb->bitset_root = cpu_to_le64(cmd->bitset_root);
+	__remember_committed(cmd, sb);
+
+	/* Writes all other dirty blocks, flushes, then the superblock. */
+	return dm_tm_commit(cmd->tm, sblock);
+}
+
+static int __format_metadata(struct dm_clone_metadata *cmd)
+{
+	int r;
+
+	r = dm_tm_create_with_sm(cmd->bm, SUPERBLOCK_LOCATION, &cmd->tm,
+				 &cmd->sm);
+	if (r) {
+		DMERR("cannot create the transaction manager: error %d", r);
+		return r;
+	}
+
+	dm_disk_bitset_init(cmd->tm, &cmd->bitset_info);
+	r = dm_bitset_empty(&cmd->bitset_info, &cmd->bitset_root);
+	if (r)
+		return r;
+	r = dm_bitset_resize(&cmd->bitset_info, cmd->bitset_root, 0,
+			     cmd->nr_regions, false, &cmd->bitset_root);
+	if (r) {
+		DMERR("cannot create a bitset of %lu regions: error %d",
+		      cmd->nr_regions, r);
+		return r;
+	}
+
+	r = dm_tm_pre_commit(cmd->tm);
+	if (r)
+		return r;
+
+	return __write_superblock(cmd);
+}
+
+/* Bounds of a space map root read from disk: a hostile one is refused. */
+static int check_sm_root(struct dm_clone_metadata *cmd,
+			 struct clone_superblock_disk *sb)
+{
+	struct disk_sm_root smr;
+	u64 dev_blocks = min_t(u64, bdev_nr_sectors(cmd->bdev),
+			       DM_CLONE_METADATA_MAX_SECTORS) /
+			 DM_CLONE_METADATA_BLOCK_SIZE;
+	u64 nr_blocks;
+
+	BUILD_BUG_ON(sizeof(smr) > SPACE_MAP_ROOT_SIZE);
+	memcpy(&smr, sb->metadata_space_map_root, sizeof(smr));
+	nr_blocks = le64_to_cpu(smr.nr_blocks);
+
+	if (!nr_blocks || nr_blocks > dev_blocks ||
+	    le64_to_cpu(smr.nr_allocated) > nr_blocks ||
+	    le64_to_cpu(smr.bitmap_root) >= nr_blocks ||
+	    le64_to_cpu(smr.ref_count_root) >= nr_blocks ||
+	    le64_to_cpu(sb->bitset_root) >= nr_blocks ||
+	    le64_to_cpu(sb->bitset_root) == SUPERBLOCK_LOCATION) {
+		DMERR("superblock roots out of bounds (%llu blocks, device has %llu)",
+		      nr_blocks, dev_blocks);
+		return -EINVAL;
+	}
+
+	return 0;
+}
+
+static int __open_metadata(struct dm_clone_metadata *cmd, const char **error)
+{
+	struct clone_superblock_disk *sb;
+	struct dm_block *sblock;
+	int r;
+
+	r = dm_bm_read_lock(cmd->bm, SUPERBLOCK_LOCATION, &sb_validator,
+			    &sblock);
+	if (r) {
+		*error = "Invalid metadata superblock (magic, checksum or version)";
+		return r;
+	}
+	sb = dm_block_data(sblock);
+
+	if (le64_to_cpu(sb->region_size) != cmd->region_size) {
+		DMERR("region size in the metadata is %llu sectors, the table gives %llu",
+		      le64_to_cpu(sb->region_size),
+		      (unsigned long long)cmd->region_size);
+		*error = "Region size differs from the one stored in the metadata";
+		r = -EINVAL;
+		goto out_unlock;
+	}
+
+	if (le64_to_cpu(sb->target_size) != cmd->target_size) {
+		DMERR("target length in the metadata is %llu sectors, the table gives %llu",
+		      le64_to_cpu(sb->target_size),
+		      (unsigned long long)cmd->target_size);
+		*error = "Target length differs from the one stored in the metadata";
+		r = -EINVAL;
+		goto out_unlock;
+	}
+
+	r = check_sm_root(cmd, sb);
+	if (r) {
+		*error = "Metadata superblock is corrupt (roots out of bounds)";
+		goto out_unlock;
+	}
+
+	r = dm_tm_open_with_sm(cmd->bm, SUPERBLOCK_LOCATION,
+			       sb->metadata_space_map_root,
+			       sizeof(sb->metadata_space_map_root),
+			       &cmd->tm, &cmd->sm);
+	if (r) {
+		DMERR("cannot open the metadata space map: error %d", r);
+		*error = "Metadata space map is corrupt";
+		goto out_unlock;
+	}
+
+	dm_disk_bitset_init(cmd->tm, &cmd->bitset_info);
+	cmd->bitset_root = le64_to_cpu(sb->bitset_root);
+	__remember_committed(cmd, sb);
+
+out_unlock:
+	dm_bm_unlock(sblock);
+	return r;
+}
+
+/* Create the block manager and open (or format) the metadata. */
+static int __create_persistent_data(struct dm_clone_metadata *cmd,
+				    bool may_format, const char **error)
+{
+	bool zero = false;
+	int r;
+
+	cmd->bm = dm_block_manager_create(cmd->bdev, METADATA_BLOCK_BYTES,
+					  MAX_CONCURRENT_LOCKS);
+	if (IS_ERR(cmd->bm)) {
+		r = PTR_ERR(cmd->bm);
+		cmd->bm = NULL;
+		*error = "Cannot create the metadata block manager";
+		return r;
+	}
+
+	r = __superblock_all_zeroes(cmd, &zero);
+	if (r) {
+		*error = "Cannot read the metadata superblock";
+		goto bad;
+	}
+
+	if (zero && may_format) {
+		r = __format_metadata(cmd);
+		if (r) {
+			*error = r == -ENOSPC ?
+				"Metadata device is too small for the number of regions" :
+				"Cannot format the metadata device";
+			goto bad;
+		}
+		return 0;
+	}
+
+	r = __open_metadata(cmd, error);
+	if (r)
+		goto bad;
+
+	r = __load_bitset_in_core(cmd);
+	if (r) {
+		*error = "Cannot load the region bitset from the metadata (corrupt?)";
+		goto bad;
+	}
+
+	return 0;
+
+bad:
+	__destroy_persistent_data(cmd);
+	return r;
+}
+
+struct dm_clone_metadata *dm_clone_metadata_open(struct block_device *bdev,
+						 sector_t target_size,
+						 sector_t region_size,
+						 const char **error)
+{
+	struct dm_clone_metadata *cmd;
+	u64 nr_regions;
+	int r;
+
+	BUILD_BUG_ON(sizeof(struct clone_superblock_disk) != 196);
+	BUILD_BUG_ON(sizeof(struct clone_superblock_disk) > METADATA_BLOCK_BYTES);
+
+	nr_regions = div64_u64(target_size + region_size - 1, region_size);
+	if (!nr_regions || nr_regions > (1ULL << 31)) {
+		*error = "Invalid number of regions";
+		return ERR_PTR(-EINVAL);
+	}
+
+	cmd = kzalloc(sizeof(*cmd), GFP_KERNEL);
+	if (!cmd) {
+		*error = "Cannot allocate the metadata structure";
+		return ERR_PTR(-ENOMEM);
+	}
+
+	cmd->bdev = bdev;
+	cmd->target_size = target_size;
+	cmd->region_size = region_size;
+	cmd->nr_regions = nr_regions;
+	cmd->nr_longs = BITS_TO_LONGS(nr_regions);
+	init_rwsem(&cmd->lock);
+	spin_lock_init(&cmd->bitmap_lock);
+
+	cmd->region_map = kvcalloc(cmd->nr_longs, sizeof(unsigned long),
+				   GFP_KERNEL);
+	cmd->dirty_words = kvcalloc(BITS_TO_LONGS(cmd->nr_longs),
+				    sizeof(unsigned long), GFP_KERNEL);
+	if (!cmd->region_map || !cmd->dirty_words) {
+		*error = "Cannot allocate the in-core region bitmap";
+		r = -ENOMEM;
+		goto bad;
+	}
+
+	r = __create_persistent_data(cmd, true, error);
+	if (r)
+		goto bad;
+
+	return cmd;
+
+bad:
+	kvfree(cmd->dirty_words);
+	kvfree(cmd->region_map);
+	kfree(cmd);
+	return ERR_PTR(r);
+}
+
+void dm_clone_metadata_close(struct dm_clone_metadata *cmd)
+{
+	__destroy_persistent_data(cmd);
+	kvfree(cmd->dirty_words);
+	kvfree(cmd->region_map);
+	kfree(cmd);
+}
+
+int dm_clone_metadata_refresh(struct dm_clone_metadata *cmd, bool *reloaded)
+{
+	struct clone_superblock_disk *sb;
+	struct dm_block_manager *bm;
+	struct dm_block *sblock;
+	const char *error;
+	bool same;
+	int r;
+
+	*reloaded = false;
+
+	/* A private block manager reads the superblock past our cache. */
+	bm = dm_block_manager_create(cmd->bdev, METADATA_BLOCK_BYTES, 1);
+	if (IS_ERR(bm))
+		return PTR_ERR(bm);
+	r = dm_bm_read_lock(bm, SUPERBLOCK_LOCATION, &sb_validator, &sblock);
+	if (r) {
+		dm_block_manager_destroy(bm);
+		return r;
+	}
+	sb = dm_block_data(sblock);
+
+	down_write(&cmd->lock);
+	same = le64_to_cpu(sb->bitset_root) == cmd->committed_bitset_root &&
+	       !memcmp(sb->metadata_space_map_root, cmd->committed_sm_root,
+		       SPACE_MAP_ROOT_SIZE);
+	dm_bm_unlock(sblock);
+	dm_block_manager_destroy(bm);
+
+	if (same || cmd->failed) {
+		up_write(&cmd->lock);
+		return cmd->failed ? -EIO : 0;
+	}
+
+	DMINFO("metadata changed on disk since this table was loaded: reloading");
+	__destroy_persistent_data(cmd);
+	r = __create_persistent_data(cmd, false, &error);
+	if (r) {
+		DMERR("reloading the metadata failed: %s (error %d)", error, r);
+		cmd->failed = true;
+	} else {
+		cmd->transaction_dirty = false;
+		*reloaded = true;
+	}
+	up_write(&cmd->lock);
+
+	return r;
+}
+
+/* ---- Commit and abort ---- */
+
+/* Move one word's bits into the open transaction's bitset. */
+static int __word_to_bitset(struct dm_clone_metadata *cmd, unsigned long w,
+			    unsigned long val)
+{
+	unsigned long bit;
+	int r;
+
+	for_each_set_bit(bit, &val, BITS_PER_LONG) {
+		r = dm_bitset_set_bit(&cmd->bitset_info, cmd->bitset_root,
+				      w * BITS_PER_LONG + bit,
+				      &cmd->bitset_root);
+		if (r)
+			return r;
+	}
+
+	return 0;
+}
+
+int dm_clone_metadata_pre_commit(struct dm_clone_metadata *cmd)
+{
+	unsigned long w = 0, val, flags;
+	int r = 0;
+
+	down_write(&cmd->lock);
+	if (cmd->read_only || cmd->failed) {
+		r = -EPERM;
+		goto out;
+	}
+
+	for (;;) {
+		spin_lock_irqsave(&cmd->bitmap_lock, flags);
+		w = find_next_bit(cmd->dirty_words, cmd->nr_longs, w);
+		if (w >= cmd->nr_longs) {
+			spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
+			break;
+		}
+		__clear_bit(w, cmd->dirty_words);
+		cmd->nr_dirty--;
+		val = cmd->region_map[w];
+		spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
+
+		cmd->transaction_dirty = true;
+		r = __word_to_bitset(cmd, w, val);
+		if (r)
+			goto out;
+		w++;
+		cond_resched();
+	}
+
+	r = dm_bitset_flush(&cmd->bitset_info, cmd->bitset_root,
+			    &cmd->bitset_root);
+out:
+	up_write(&cmd->lock);
+	return r;
+}
+
+int dm_clone_metadata_commit(struct dm_clone_metadata *cmd)
+{
+	int r;
+
+	down_write(&cmd->lock);
+	if (cmd->read_only || cmd->failed) {
+		r = -EPERM;
+		goto out;
+	}
+
+	r = dm_tm_pre_commit(cmd->tm);
+	if (!r)
+		r = __write_superblock(cmd);
+	if (!r)
+		cmd->transaction_dirty = false;
+out:
+	up_write(&cmd->lock);
+	return r;
+}
+
+void dm_clone_metadata_set_read_only(struct dm_clone_metadata *cmd)
+{
+	unsigned long flags;
+
+	down_write(&cmd->lock);
+	spin_lock_irqsave(&cmd->bitmap_lock, flags);
+	WRITE_ONCE(cmd->read_only, true);
+	spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
+	if (cmd->bm)
+		dm_bm_set_read_only(cmd->bm);
+	up_write(&cmd->lock);
+}
+
+int dm_clone_metadata_abort(struct dm_clone_metadata *cmd)
+{
+	const char *error;
+	int r;
+
+	dm_clone_metadata_set_read_only(cmd);
+
+	down_write(&cmd->lock);
+	if (cmd->failed) {
+		r = -EPERM;
+		goto out;
+	}
+
+	__destroy_persistent_data(cmd);
+	r = __create_persistent_data(cmd, false, &error);
+	if (r) {
+		DMERR("aborting the metadata transaction failed: %s (error %d)",
+		      error, r);
+		WRITE_ONCE(cmd->failed, true);
+		goto out;
+	}
+	dm_bm_set_read_only(cmd->bm);
+	cmd->transaction_dirty = false;
+out:
+	up_write(&cmd->lock);
+	return r;
+}
+
+int dm_clone_get_metadata_usage(struct dm_clone_metadata *cmd,
+				u64 *used, u64 *total)
+{
+	dm_block_t nr_free, nr_blocks;
+	int r = -EPERM;
+
+	down_read(&cmd->lock);
+	if (!cmd->failed && cmd->sm) {
+		r = dm_sm_get_nr_free(cmd->sm, &nr_free);
+		if (!r)
+			r = dm_sm_get_nr_blocks(cmd->sm, &nr_blocks);
+		if (!r) {
+			*used = nr_blocks - nr_free;
+			*total = nr_blocks;
+		}
+	}
+	up_read(&cmd->lock);
+
+	return r;
+}

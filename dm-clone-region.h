@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * dm-clone region arithmetic and argument checks: pure functions with no
+ * kernel state, shared by the target and by the userspace unit tests in
+ * tests/unit (which provide u64, u32, bool and the string helpers).
+ *
+ * All region and sector arithmetic is done in u64.
+ */
+
+#ifndef DM_CLONE_REGION_H
+#define DM_CLONE_REGION_H
+
+/* Region size bounds, in 512-byte sectors (4 KiB ... 1 GiB). */
+#define CLONE_MIN_REGION_SIZE		8ULL
+#define CLONE_MAX_REGION_SIZE		2097152ULL
+/* At most this many regions per target. */
+#define CLONE_MAX_REGIONS		(1ULL << 31)
+
+/* Number of regions covering @len sectors, the last one maybe partial. */
+static inline u64 clone_nr_regions(u64 len, u64 region_size)
+{
+	return len / region_size + (len % region_size ? 1 : 0);
+}
+
+/*
+ * A region size is valid when it lies in the bounds, is a power of two
+ * and is a multiple of both devices' logical block sizes (in bytes).
+ */
+static inline bool clone_region_size_valid(u64 region_size, u32 dest_lbs,
+					   u32 source_lbs)
+{
+	u64 bytes = region_size << 9;
+
+	if (region_size < CLONE_MIN_REGION_SIZE ||
+	    region_size > CLONE_MAX_REGION_SIZE)
+		return false;
+	if (region_size & (region_size - 1))
+		return false;
+	if (!dest_lbs || !source_lbs || bytes % dest_lbs || bytes % source_lbs)
+		return false;
+	return true;
+}
+
+/*
+ * The regions a discard of [@start, @start + @len) (target-relative
+ * sectors) covers completely: [*@first, *@last). A region counts as
+ * covered when every sector of it inside the target is covered, so the
+ * partial last region is covered by a discard that reaches the target's
+ * end. Returns false when no region is covered.
+ */
+static inline bool clone_discard_regions(u64 start, u64 len, u64 target_len,
+					 unsigned int region_shift,
+					 u64 *first, u64 *last)
+{
+	u64 region_size = 1ULL << region_shift;
+	u64 end = start + len;
+
+	if (!len || start >= target_len || end > target_len || end < start)
+		return false;
+
+	*first = (start + region_size - 1) >> region_shift;
+	if (end == target_len)
+		*last = clone_nr_regions(target_len, region_size);
+	else
+		*last = end >> region_shift;
+
+	return *first < *last;
+}
+
+/*
+ * The sectors of regions [@first, @last) inside a target of @target_len
+ * sectors: [*@start, *@start + *@len). The last region may be partial.
+ */
+static inline void clone_regions_to_sectors(u64 first, u64 last,
+					    u64 target_len,
+					    unsigned int region_shift,
+					    u64 *start, u64 *len)
+{
+	u64 end = last << region_shift;
+
+	if (end > target_len)
+		end = target_len;
+	*start = first << region_shift;
+	*len = end - *start;
+}
+
+/*
+ * Parse a decimal unsigned 32-bit number: digits only, no sign, no
+ * spaces, no overflow. Returns false on anything else.
+ */
+static inline bool clone_parse_uint(const char *s, u32 *out)
+{
+	u64 v = 0;
+
+	if (!s || !*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		v = v * 10 + (u64)(*s - '0');
+		if (v > 0xffffffffULL)
+			return false;
+	}
+	*out = (u32)v;
+	return true;
+}
+
+/* The same for 64-bit numbers. */
+static inline bool clone_parse_u64(const char *s, u64 *out)
+{
+	u64 v = 0, d;
+
+	if (!s || !*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		d = (u64)(*s - '0');
+		if (v > (~0ULL - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+#endif /* DM_CLONE_REGION_H */

@@ -1,0 +1,1653 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-clone: clone a read-only source device onto a writable destination,
+ * usable at once.
+ *
+ * Design
+ * ------
+ *
+ * The target length is cut into regions of a power-of-two number of
+ * sectors; region N lies at sector N * region_size on both the source and
+ * the destination. The metadata layer (dm-clone-metadata.c) keeps one bit
+ * per region, set once the region's data is on the destination
+ * ("hydrated").
+ *
+ * Life of a bio. clone_map() looks at the region the bio starts in. A bio
+ * spanning several regions that are not all hydrated is cut at the first
+ * region boundary with dm_accept_partial_bio(); dm core maps the rest as a
+ * new bio. Then:
+ *
+ *  - an empty flush passes to the destination when nothing awaits a
+ *    commit, otherwise it waits for the worker's next commit (which
+ *    flushes the destination first);
+ *  - a discard goes to the worker (see "Discards" below);
+ *  - a bio to hydrated regions is remapped to the destination;
+ *  - a read of an unhydrated region is remapped to the source;
+ *  - a write to an unhydrated region waits for the region's hydration. If
+ *    the region is already being hydrated the bio joins that hydration's
+ *    list. Otherwise a hydration starts at once: a write covering the
+ *    whole region *is* the hydration (it goes to the destination, and its
+ *    completion marks the region), any other write waits for a kcopyd
+ *    copy of the region from the source. When the hydration ends, the
+ *    waiting bios go to the destination (or fail with it).
+ *
+ * A FUA write completes only after a commit of everything hydrated before
+ * it: clone_end_io() holds it back until the worker commits.
+ *
+ * Life of a region. Unhydrated; then in flight: a struct clone_hydration
+ * sits in a hash table keyed by region number, which is the region's lock
+ * (only one hydration per region, writers wait on it); then hydrated in
+ * core (its bit set, right after the destination write completed); then
+ * hydrated on disk after the next commit. A background pass started by the
+ * worker walks the bitmap and copies unhydrated regions in batches of up
+ * to hydration_batch_size contiguous regions per kcopyd job, keeping at
+ * most hydration_threshold regions in flight. A failed copy leaves its
+ * region unhydrated; the next pass retries after a back-off.
+ *
+ * Discards. Only regions a discard covers completely are affected: they
+ * are marked hydrated without copying (their content is the user's to
+ * lose) and, with passdown, the discard is trimmed to exactly those
+ * regions and passed to the destination; they are marked after it
+ * completes. Regions in flight are left to their hydration. A discard that
+ * covers no whole region completes at once, with no effect.
+ *
+ * Commit protocol. The worker commits when a flush or FUA write waits,
+ * about once a second when regions were marked, on postsuspend and on a
+ * status query: pre-commit (regions marked so far enter the transaction),
+ * flush the destination, commit the metadata. A region is therefore
+ * recorded as hydrated only after its data was durable on the destination.
+ *
+ * Metadata failure. Every failing metadata operation goes through
+ * clone_metadata_error(): it aborts the transaction, reloading the bitmap
+ * from the last commit, and switches to read-only mode (writes to
+ * unhydrated regions and flushes that need a commit fail, hydration
+ * stops); if the abort fails too, to fail mode (all I/O fails). Either
+ * raises a dm event.
+ *
+ * Reloads. A new table for the same device is constructed while the old
+ * one is live. Its bitmap is stale by the time it resumes: the old table
+ * went on hydrating and committed at its postsuspend. So preresume asks
+ * the metadata layer to reload if the superblock changed since.
+ *
+ * Lock order (outer first):
+ *	commit_lock (mutex) -> metadata's lock (rw_semaphore)
+ *	clone->lock (spinlock, irqsave) -> metadata's bitmap_lock (spinlock)
+ */
+
+#include <linux/blkdev.h>
+#include <linux/device-mapper.h>
+#include <linux/dm-ioctl.h>
+#include <linux/dm-kcopyd.h>
+#include <linux/hash.h>
+#include <linux/jiffies.h>
+#include <linux/mempool.h>
+#include <linux/module.h>
+#include <linux/sizes.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#include "dm-clone-metadata.h"
+#include "dm-clone-region.h"
+
+#define DM_MSG_PREFIX "clone"
+
+/* Commit at least this often while regions get hydrated (jiffies). */
+#define COMMIT_PERIOD			HZ
+/*
+ * Defaults of the tunables when the table gives none: background copy
+ * jobs of DEFAULT_BATCH_BYTES each, DEFAULT_THRESHOLD_BYTES in flight at
+ * most (bytes, converted to regions of the table's size, at least 1).
+ */
+#define DEFAULT_BATCH_BYTES		SZ_1M
+#define DEFAULT_THRESHOLD_BYTES		SZ_32M
+/*
+ * Whatever the table says, never more than this many regions in flight
+ * (bounds the memory of in-flight hydrations: about 100 bytes each).
+ */
+#define MAX_HYDRATIONS_IN_FLIGHT	(1024U * 1024U)
+/* Hydration objects kept in reserve (count). */
+#define MIN_HYDRATIONS			256
+/* Buckets of the in-flight hydration hash table (log2). */
+#define HASH_BITS_REGIONS		12
+/* Regions marked per lock hold when a discard marks a range (count). */
+#define DISCARD_MARK_CHUNK		4096
+/* Back-off before retrying regions whose copy failed (jiffies). */
+#define RETRY_BACKOFF_MIN		HZ
+#define RETRY_BACKOFF_MAX		(60 * HZ)
+
+/* Percentage of time the copy jobs may run (module parameter). */
+static struct dm_kcopyd_throttle clone_throttle = {
+	.throttle = 100,
+};
+
+static int clone_throttle_set(const char *val, const struct kernel_param *kp)
+{
+	u32 v;
+	char buf[16];
+	size_t len = strlen(val);
+
+	/* Accept one trailing newline, as sysfs writes usually carry it. */
+	if (len && val[len - 1] == '\n')
+		len--;
+	if (!len || len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, val, len);
+	buf[len] = '\0';
+	if (!clone_parse_uint(buf, &v) || v > 100)
+		return -EINVAL;
+	WRITE_ONCE(clone_throttle.throttle, v);
+	return 0;
+}
+
+static const struct kernel_param_ops clone_throttle_ops = {
+	.set = clone_throttle_set,
+	.get = param_get_uint,
+};
+
+module_param_cb(clone_hydration_throttle, &clone_throttle_ops,
+		&clone_throttle.throttle, 0644);
+MODULE_PARM_DESC(clone_hydration_throttle,
+		 "Percentage of time the hydration copy jobs may run (0-100, default 100)");
+
+enum clone_mode {
+	CM_WRITE,		/* normal */
+	CM_READ_ONLY,		/* a metadata operation failed */
+	CM_FAIL,		/* the abort failed too */
+};
+
+/* Bits of clone->flags. */
+enum {
+	CLONE_HYDRATION_ENABLED,	/* background copying allowed */
+	CLONE_DISCARD_PASSDOWN,		/* discards reach the destination */
+	CLONE_RUNNING,			/* resumed: background copying may run */
+	CLONE_DONE_EVENT_SENT,		/* "hydration complete" raised */
+};
+
+struct clone {
+	struct dm_target *ti;
+	struct dm_dev *metadata_dev;
+	struct dm_dev *dest_dev;
+	struct dm_dev *source_dev;
+
+	sector_t region_size;		/* sectors, a power of two */
+	unsigned int region_shift;
+	unsigned long nr_regions;
+	struct dm_clone_metadata *cmd;
+
+	/* Constructor arguments from the region size on, for the table. */
+	unsigned int nr_table_args;
+	char **table_args;
+
+	unsigned long flags;		/* atomic bit operations */
+	enum clone_mode mode;		/* READ_ONCE/WRITE_ONCE; commit_lock */
+	unsigned int hydration_threshold;	/* regions; READ_ONCE */
+	unsigned int hydration_batch_size;	/* regions; READ_ONCE */
+
+	struct workqueue_struct *wq;
+	struct work_struct worker;
+	struct delayed_work waker;
+
+	/*
+	 * Protects the bio lists, the hash table and nr_hashed. Taken with
+	 * interrupts disabled (bio completions take it).
+	 */
+	spinlock_t lock;
+	struct bio_list deferred_bios;		/* go to the destination */
+	struct bio_list deferred_discards;	/* not processed yet */
+	struct bio_list discards_done;		/* passed down, to mark */
+	struct bio_list deferred_flushes;	/* empty flushes to commit */
+	struct bio_list deferred_completions;	/* FUA writes to commit */
+	struct hlist_head *hash;		/* hydrations in flight */
+	unsigned long nr_hashed;
+
+	/* Regions being hydrated (background and on demand). */
+	atomic_t in_flight;
+	wait_queue_head_t in_flight_wait;
+
+	/* Worker only. */
+	unsigned long hydration_offset;	/* where the background pass is */
+	unsigned long retry_after;	/* jiffies, 0: no retry pending */
+	unsigned long retry_backoff;	/* jiffies */
+	atomic_t copy_errors;		/* failed copies, for the log */
+	atomic_t pass_errors;		/* failed copies in this pass */
+
+	/* Serialises commits and mode changes. */
+	struct mutex commit_lock;
+
+	struct dm_kcopyd_client *kcopyd;
+	mempool_t hydration_pool;
+};
+
+/*
+ * A region in flight. Background copies of contiguous regions are batched:
+ * the first hydration of a batch leads it, the others hang off its list.
+ */
+struct clone_hydration {
+	struct clone *clone;
+	unsigned long region_nr;
+	struct hlist_node h;
+	struct list_head batch;
+	struct bio_list waiting;	/* bios waiting for this region */
+	bool overwrite;			/* hydrated by a whole-region write */
+};
+
+/* Per-bio data. */
+struct clone_bio_data {
+	unsigned int flags;
+	struct clone_hydration *hd;	/* PB_OVERWRITE */
+	unsigned long first, last;	/* PB_DISCARD: regions [first, last) */
+};
+
+enum {
+	PB_OVERWRITE	= 1 << 0,	/* this bio hydrates pb->hd's region */
+	PB_DISCARD	= 1 << 1,	/* mark pb's regions on completion */
+	PB_COMMITTED	= 1 << 2,	/* completion was held for a commit */
+};
+
+static struct kmem_cache *hydration_cache;
+
+/* ---- Helpers ---- */
+
+static struct clone_bio_data *get_pb(struct bio *bio)
+{
+	return dm_per_bio_data(bio, sizeof(struct clone_bio_data));
+}
+
+static const char *clone_device_name(struct clone *clone)
+{
+	return dm_table_device_name(clone->ti->table);
+}
+
+static enum clone_mode get_mode(struct clone *clone)
+{
+	return READ_ONCE(clone->mode);
+}
+
+static const char *mode_name(enum clone_mode mode)
+{
+	switch (mode) {
+	case CM_WRITE:
+		return "rw";
+	case CM_READ_ONLY:
+		return "ro";
+	default:
+		return "Fail";
+	}
+}
+
+static sector_t bio_target_sector(struct clone *clone, struct bio *bio)
+{
+	return dm_target_offset(clone->ti, bio->bi_iter.bi_sector);
+}
+
+static sector_t region_to_sector(struct clone *clone, unsigned long region)
+{
+	return (sector_t)region << clone->region_shift;
+}
+
+/* Region N is at sector N * region_size on both devices: no offsets. */
+static void remap_to_source(struct clone *clone, struct bio *bio)
+{
+	bio_set_dev(bio, clone->source_dev->bdev);
+	bio->bi_iter.bi_sector = bio_target_sector(clone, bio);
+}
+
+static void remap_to_dest(struct clone *clone, struct bio *bio)
+{
+	bio_set_dev(bio, clone->dest_dev->bdev);
+	bio->bi_iter.bi_sector = bio_target_sector(clone, bio);
+}
+
+static void wake_worker(struct clone *clone)
+{
+	queue_work(clone->wq, &clone->worker);
+}
+
+static void defer_bio(struct clone *clone, struct bio_list *list,
+		      struct bio *bio)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&clone->lock, flags);
+	bio_list_add(list, bio);
+	spin_unlock_irqrestore(&clone->lock, flags);
+	wake_worker(clone);
+}
+
+static void take_list(struct clone *clone, struct bio_list *from,
+		      struct bio_list *to)
+{
+	bio_list_init(to);
+	spin_lock_irq(&clone->lock);
+	bio_list_merge(to, from);
+	bio_list_init(from);
+	spin_unlock_irq(&clone->lock);
+}
+
+static void complete_list(struct bio_list *bios, blk_status_t status)
+{
+	struct bio *bio;
+
+	while ((bio = bio_list_pop(bios))) {
+		bio->bi_status = status;
+		bio_endio(bio);
+	}
+}
+
+/* ---- Metadata mode and commit ---- */
+
+/*
+ * The one path for metadata failures: abort the transaction (reloading the
+ * bitmap from the last commit), go read-only, or fail if the abort fails,
+ * and raise an event. Process context; caller holds commit_lock.
+ */
+static void __clone_metadata_error(struct clone *clone, const char *op, int r)
+{
+	enum clone_mode old = get_mode(clone), new = CM_READ_ONLY;
+
+	lockdep_assert_held(&clone->commit_lock);
+
+	DMERR("%s: metadata operation '%s' failed: error %d",
+	      clone_device_name(clone), op, r);
+	if (old == CM_FAIL)
+		return;
+
+	if (old == CM_WRITE) {
+		WRITE_ONCE(clone->mode, CM_READ_ONLY);
+		if (dm_clone_metadata_abort(clone->cmd))
+			new = CM_FAIL;
+	} else {
+		new = CM_FAIL;
+	}
+	WRITE_ONCE(clone->mode, new);
+
+	DMERR("%s: switching to %s mode", clone_device_name(clone),
+	      new == CM_FAIL ? "fail" : "read-only");
+	dm_table_event(clone->ti->table);
+}
+
+static void clone_metadata_error(struct clone *clone, const char *op, int r)
+{
+	mutex_lock(&clone->commit_lock);
+	__clone_metadata_error(clone, op, r);
+	mutex_unlock(&clone->commit_lock);
+}
+
+/*
+ * Commit the regions hydrated so far: pre-commit, flush the destination,
+ * commit. Returns 0 when nothing needed committing or the commit
+ * succeeded. Blocks; process context.
+ */
+static int clone_commit(struct clone *clone)
+{
+	int r = 0;
+
+	mutex_lock(&clone->commit_lock);
+
+	if (!dm_clone_changed_this_transaction(clone->cmd))
+		goto out;
+
+	if (get_mode(clone) != CM_WRITE) {
+		r = -EIO;
+		goto out;
+	}
+
+	r = dm_clone_metadata_pre_commit(clone->cmd);
+	if (r) {
+		__clone_metadata_error(clone, "pre-commit", r);
+		goto out;
+	}
+
+	r = blkdev_issue_flush(clone->dest_dev->bdev);
+	if (r) {
+		DMERR_LIMIT("%s: flushing the destination failed: error %d",
+			    clone_device_name(clone), r);
+		goto out;
+	}
+
+	r = dm_clone_metadata_commit(clone->cmd);
+	if (r)
+		__clone_metadata_error(clone, "commit", r);
+out:
+	mutex_unlock(&clone->commit_lock);
+	return r;
+}
+
+/* ---- Hydration ---- */
+
+static struct hlist_head *hash_bucket(struct clone *clone, unsigned long region)
+{
+	return &clone->hash[hash_long(region, HASH_BITS_REGIONS)];
+}
+
+static struct clone_hydration *__find_hydration(struct clone *clone,
+						unsigned long region)
+{
+	struct clone_hydration *hd;
+
+	lockdep_assert_held(&clone->lock);
+	hlist_for_each_entry(hd, hash_bucket(clone, region), h)
+		if (hd->region_nr == region)
+			return hd;
+	return NULL;
+}
+
+static void __insert_hydration(struct clone *clone, struct clone_hydration *hd)
+{
+	lockdep_assert_held(&clone->lock);
+	hlist_add_head(&hd->h, hash_bucket(clone, hd->region_nr));
+	clone->nr_hashed++;
+}
+
+static struct clone_hydration *alloc_hydration(struct clone *clone,
+					       unsigned long region, gfp_t gfp)
+{
+	struct clone_hydration *hd = mempool_alloc(&clone->hydration_pool, gfp);
+
+	if (!hd)
+		return NULL;
+	hd->clone = clone;
+	hd->region_nr = region;
+	INIT_HLIST_NODE(&hd->h);
+	INIT_LIST_HEAD(&hd->batch);
+	bio_list_init(&hd->waiting);
+	hd->overwrite = false;
+	return hd;
+}
+
+/*
+ * End the hydration of one region: mark it (on success), take it out of
+ * the hash table and hand its waiting bios on: to the worker, which sends
+ * them to the destination, or fail them. Any context.
+ */
+static void end_one_hydration(struct clone_hydration *hd, blk_status_t status)
+{
+	struct clone *clone = hd->clone;
+	struct bio_list failed;
+	unsigned long flags;
+
+	bio_list_init(&failed);
+	if (!status &&
+	    dm_clone_set_regions_hydrated(clone->cmd, hd->region_nr, 1) < 0)
+		status = BLK_STS_IOERR;	/* read-only now: cannot record it */
+
+	spin_lock_irqsave(&clone->lock, flags);
+	hlist_del(&hd->h);
+	clone->nr_hashed--;
+	if (status)
+		bio_list_merge(&failed, &hd->waiting);
+	else
+		bio_list_merge(&clone->deferred_bios, &hd->waiting);
+	spin_unlock_irqrestore(&clone->lock, flags);
+
+	complete_list(&failed, status);
+	mempool_free(hd, &clone->hydration_pool);
+}
+
+static void end_hydrations(struct clone *clone, struct clone_hydration *leader,
+			   blk_status_t status)
+{
+	struct clone_hydration *hd, *tmp;
+	unsigned int n = 1;
+
+	list_for_each_entry_safe(hd, tmp, &leader->batch, batch) {
+		list_del(&hd->batch);
+		end_one_hydration(hd, status);
+		n++;
+	}
+	end_one_hydration(leader, status);
+
+	if (atomic_sub_and_test(n, &clone->in_flight))
+		wake_up(&clone->in_flight_wait);
+	wake_worker(clone);
+}
+
+static void copy_complete(int read_err, unsigned long write_err, void *context)
+{
+	struct clone_hydration *leader = context;
+	struct clone *clone = leader->clone;
+	blk_status_t status = BLK_STS_OK;
+
+	if (read_err || write_err) {
+		atomic_inc(&clone->copy_errors);
+		atomic_inc(&clone->pass_errors);
+		DMERR_LIMIT("%s: copying region %lu failed (%s error); failed copies so far: %d",
+			    clone_device_name(clone), leader->region_nr,
+			    read_err ? "source read" : "destination write",
+			    atomic_read(&clone->copy_errors));
+		status = BLK_STS_IOERR;
+	}
+	end_hydrations(clone, leader, status);
+}
+
+/* Copy @nr contiguous regions starting at @leader's with kcopyd. */
+static void start_copy(struct clone *clone, struct clone_hydration *leader,
+		       unsigned int nr)
+{
+	struct dm_io_region from, to;
+	sector_t start = region_to_sector(clone, leader->region_nr);
+	sector_t len = min_t(sector_t, (sector_t)nr << clone->region_shift,
+			     clone->ti->len - start);
+
+	from.bdev = clone->source_dev->bdev;
+	from.sector = start;
+	from.count = len;
+	to.bdev = clone->dest_dev->bdev;
+	to.sector = start;
+	to.count = len;
+
+	dm_kcopyd_copy(clone->kcopyd, &from, 1, &to, 0, copy_complete, leader);
+}
+
+/*
+ * A write to an unhydrated region: join the region's hydration, or start
+ * one. Returns a DM_MAPIO_* value. Process context (may block to
+ * allocate).
+ */
+static int hydrate_for_write(struct clone *clone, struct bio *bio,
+			     unsigned long region)
+{
+	struct clone_bio_data *pb = get_pb(bio);
+	struct clone_hydration *hd, *new;
+	bool whole = bio_sectors(bio) == clone->region_size;
+
+	new = alloc_hydration(clone, region, GFP_NOIO);
+
+	spin_lock_irq(&clone->lock);
+	hd = __find_hydration(clone, region);
+	if (hd) {
+		bio_list_add(&hd->waiting, bio);
+		spin_unlock_irq(&clone->lock);
+		mempool_free(new, &clone->hydration_pool);
+		return DM_MAPIO_SUBMITTED;
+	}
+
+	/* Hydrated (and unhashed) since clone_map() looked? */
+	if (dm_clone_is_region_hydrated(clone->cmd, region)) {
+		spin_unlock_irq(&clone->lock);
+		mempool_free(new, &clone->hydration_pool);
+		remap_to_dest(clone, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+
+	__insert_hydration(clone, new);
+	atomic_inc(&clone->in_flight);
+	if (whole) {
+		new->overwrite = true;
+		pb->flags |= PB_OVERWRITE;
+		pb->hd = new;
+	} else {
+		bio_list_add(&new->waiting, bio);
+	}
+	spin_unlock_irq(&clone->lock);
+
+	if (whole) {
+		remap_to_dest(clone, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+
+	start_copy(clone, new, 1);
+	return DM_MAPIO_SUBMITTED;
+}
+
+static bool hydration_may_run(struct clone *clone)
+{
+	return test_bit(CLONE_HYDRATION_ENABLED, &clone->flags) &&
+	       test_bit(CLONE_RUNNING, &clone->flags) &&
+	       get_mode(clone) == CM_WRITE;
+}
+
+/*
+ * Gather up to @max contiguous unhydrated regions from @region that are
+ * not in flight into one batch. Returns the batch size (0: @region is in
+ * flight or hydrated, or no memory). Worker context.
+ */
+static unsigned int gather_batch(struct clone *clone, unsigned long region,
+				 unsigned int max,
+				 struct clone_hydration **leaderp)
+{
+	struct clone_hydration *leader = NULL, *hd;
+	unsigned int n = 0;
+
+	spin_lock_irq(&clone->lock);
+	while (n < max && region + n < clone->nr_regions) {
+		unsigned long r = region + n;
+
+		if (dm_clone_is_region_hydrated(clone->cmd, r) ||
+		    __find_hydration(clone, r))
+			break;
+		hd = alloc_hydration(clone, r, GFP_NOWAIT | __GFP_NOWARN);
+		if (!hd)
+			break;
+		__insert_hydration(clone, hd);
+		if (leader)
+			list_add_tail(&hd->batch, &leader->batch);
+		else
+			leader = hd;
+		n++;
+	}
+	if (n)
+		atomic_add(n, &clone->in_flight);
+	spin_unlock_irq(&clone->lock);
+
+	*leaderp = leader;
+	return n;
+}
+
+/*
+ * At the end of a pass: start the next one from region 0, unless copies
+ * failed during this one, in which case wait for a back-off that doubles
+ * (up to RETRY_BACKOFF_MAX) while failures go on. Worker context.
+ */
+static bool start_new_pass(struct clone *clone)
+{
+	if (atomic_xchg(&clone->pass_errors, 0) || clone->retry_after) {
+		if (!clone->retry_after) {
+			clone->retry_after = jiffies + clone->retry_backoff;
+			DMWARN_LIMIT("%s: %d region copies failed so far; retrying in %u s",
+				     clone_device_name(clone),
+				     atomic_read(&clone->copy_errors),
+				     jiffies_to_msecs(clone->retry_backoff) / 1000);
+			clone->retry_backoff = min(2 * clone->retry_backoff,
+						   (unsigned long)RETRY_BACKOFF_MAX);
+			return false;
+		}
+		if (time_before(jiffies, clone->retry_after))
+			return false;
+		clone->retry_after = 0;
+	} else {
+		clone->retry_backoff = RETRY_BACKOFF_MIN;
+	}
+
+	clone->hydration_offset = 0;
+	return true;
+}
+
+/*
+ * Start background copies until hydration_threshold regions are in
+ * flight. A pass walks the bitmap once from region 0; regions whose copy
+ * failed are retried by the next pass after a back-off. Worker context.
+ */
+static void do_background_hydration(struct clone *clone)
+{
+	struct clone_hydration *leader;
+	unsigned int threshold, batch, n;
+	unsigned long region;
+	bool wrapped = false;
+
+	while (hydration_may_run(clone)) {
+		threshold = min(READ_ONCE(clone->hydration_threshold),
+				MAX_HYDRATIONS_IN_FLIGHT);
+		batch = max(READ_ONCE(clone->hydration_batch_size), 1U);
+		n = atomic_read(&clone->in_flight);
+		if (n >= threshold)
+			return;
+		batch = min(batch, threshold - n);
+
+		region = dm_clone_find_next_unhydrated_region(clone->cmd,
+							      clone->hydration_offset);
+		if (region >= clone->nr_regions) {
+			/* End of a pass: start another once it is all done. */
+			if (wrapped || atomic_read(&clone->in_flight) ||
+			    dm_clone_is_hydration_done(clone->cmd))
+				return;
+			if (!start_new_pass(clone))
+				return;
+			wrapped = true;
+			continue;
+		}
+
+		n = gather_batch(clone, region, batch, &leader);
+		if (!n) {
+			/* In flight on demand, or no memory for now. */
+			clone->hydration_offset = region + 1;
+			continue;
+		}
+		clone->hydration_offset = region + n;
+		start_copy(clone, leader, n);
+		cond_resched();
+	}
+}
+
+/* ---- Discards ---- */
+
+/*
+ * Mark regions [@first, @last) hydrated, leaving those in flight to their
+ * hydration: marking them now would let new writes reach the destination
+ * before the copy in flight overwrites them. Worker context.
+ */
+static void mark_discarded(struct clone *clone, unsigned long first,
+			   unsigned long last)
+{
+	while (first < last) {
+		unsigned long end = min(last, first + DISCARD_MARK_CHUNK);
+		unsigned long r, run;
+
+		spin_lock_irq(&clone->lock);
+		if (!clone->nr_hashed) {
+			dm_clone_set_regions_hydrated(clone->cmd, first,
+						      end - first);
+		} else {
+			for (r = first; r < end; r += run + 1) {
+				for (run = 0; r + run < end &&
+				     !__find_hydration(clone, r + run); run++)
+					;
+				if (run)
+					dm_clone_set_regions_hydrated(clone->cmd,
+								      r, run);
+			}
+		}
+		spin_unlock_irq(&clone->lock);
+		first = end;
+		cond_resched();
+	}
+}
+
+static void process_discard(struct clone *clone, struct bio *bio)
+{
+	struct clone_bio_data *pb = get_pb(bio);
+	u64 first, last, start, len;
+
+	if (!clone_discard_regions(bio_target_sector(clone, bio),
+				   bio_sectors(bio), clone->ti->len,
+				   clone->region_shift, &first, &last) ||
+	    get_mode(clone) != CM_WRITE) {
+		/* Covers no whole region (or read-only): no effect. */
+		bio_endio(bio);
+		return;
+	}
+
+	if (!test_bit(CLONE_DISCARD_PASSDOWN, &clone->flags)) {
+		mark_discarded(clone, first, last);
+		bio_endio(bio);
+		return;
+	}
+
+	/* Trim the discard to exactly the covered regions. */
+	clone_regions_to_sectors(first, last, clone->ti->len,
+				 clone->region_shift, &start, &len);
+	pb->flags |= PB_DISCARD;
+	pb->first = first;
+	pb->last = last;
+	bio_set_dev(bio, clone->dest_dev->bdev);
+	bio->bi_iter.bi_sector = start;
+	bio->bi_iter.bi_size = len << SECTOR_SHIFT;
+	dm_submit_bio_remap(bio, NULL);
+}
+
+/* ---- Worker ---- */
+
+static void process_deferred_bios(struct clone *clone)
+{
+	struct bio_list bios;
+	struct bio *bio;
+
+	take_list(clone, &clone->deferred_bios, &bios);
+	while ((bio = bio_list_pop(&bios))) {
+		remap_to_dest(clone, bio);
+		dm_submit_bio_remap(bio, NULL);
+	}
+}
+
+static void process_discards(struct clone *clone)
+{
+	struct clone_bio_data *pb;
+	struct bio_list bios;
+	struct bio *bio;
+
+	take_list(clone, &clone->discards_done, &bios);
+	while ((bio = bio_list_pop(&bios))) {
+		pb = get_pb(bio);
+		if (!bio->bi_status && get_mode(clone) == CM_WRITE)
+			mark_discarded(clone, pb->first, pb->last);
+		bio_endio(bio);
+	}
+
+	take_list(clone, &clone->deferred_discards, &bios);
+	while ((bio = bio_list_pop(&bios)))
+		process_discard(clone, bio);
+}
+
+/* Commit for the flushes and FUA writes waiting, then complete them. */
+static void process_flushes(struct clone *clone)
+{
+	struct bio_list flushes, fua;
+	blk_status_t status;
+	struct bio *bio;
+	bool committed;
+
+	take_list(clone, &clone->deferred_flushes, &flushes);
+	take_list(clone, &clone->deferred_completions, &fua);
+	if (bio_list_empty(&flushes) && bio_list_empty(&fua))
+		return;
+
+	committed = dm_clone_changed_this_transaction(clone->cmd);
+	status = errno_to_blk_status(clone_commit(clone));
+
+	/* A commit flushed the destination; else flushes go down as they are. */
+	while ((bio = bio_list_pop(&flushes))) {
+		if (status || committed) {
+			bio->bi_status = status;
+			bio_endio(bio);
+		} else {
+			remap_to_dest(clone, bio);
+			dm_submit_bio_remap(bio, NULL);
+		}
+	}
+
+	while ((bio = bio_list_pop(&fua))) {
+		if (status)
+			bio->bi_status = status;
+		bio_endio(bio);
+	}
+}
+
+static void check_hydration_done(struct clone *clone)
+{
+	if (!dm_clone_is_hydration_done(clone->cmd) ||
+	    test_bit(CLONE_DONE_EVENT_SENT, &clone->flags))
+		return;
+
+	clone_commit(clone);
+	if (!test_and_set_bit(CLONE_DONE_EVENT_SENT, &clone->flags)) {
+		DMINFO("%s: hydration complete: all %lu regions are on the destination",
+		       clone_device_name(clone), clone->nr_regions);
+		dm_table_event(clone->ti->table);
+	}
+}
+
+static void do_worker(struct work_struct *ws)
+{
+	struct clone *clone = container_of(ws, struct clone, worker);
+
+	process_deferred_bios(clone);
+	process_discards(clone);
+	process_flushes(clone);
+	do_background_hydration(clone);
+	check_hydration_done(clone);
+}
+
+/* Periodic commit, and a nudge to the background pass. */
+static void do_waker(struct work_struct *ws)
+{
+	struct clone *clone = container_of(to_delayed_work(ws), struct clone,
+					   waker);
+
+	clone_commit(clone);
+	wake_worker(clone);
+	queue_delayed_work(clone->wq, &clone->waker, COMMIT_PERIOD);
+}
+
+/* ---- Mapping ---- */
+
+static int clone_map(struct dm_target *ti, struct bio *bio)
+{
+	struct clone *clone = ti->private;
+	struct clone_bio_data *pb = get_pb(bio);
+	unsigned long region, nr;
+	sector_t offset, to_end;
+
+	pb->flags = 0;
+	pb->hd = NULL;
+
+	if (get_mode(clone) == CM_FAIL)
+		return DM_MAPIO_KILL;
+
+	if (bio->bi_opf & REQ_PREFLUSH) {
+		if (dm_clone_changed_this_transaction(clone->cmd)) {
+			defer_bio(clone, &clone->deferred_flushes, bio);
+			return DM_MAPIO_SUBMITTED;
+		}
+		remap_to_dest(clone, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+
+	if (bio_op(bio) == REQ_OP_DISCARD) {
+		defer_bio(clone, &clone->deferred_discards, bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+
+	if (!bio_sectors(bio)) {
+		remap_to_dest(clone, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+
+	offset = bio_target_sector(clone, bio);
+	region = offset >> clone->region_shift;
+	nr = ((offset + bio_sectors(bio) - 1) >> clone->region_shift) -
+	     region + 1;
+
+	if (dm_clone_is_range_hydrated(clone->cmd, region, nr)) {
+		remap_to_dest(clone, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+
+	/* Mixed or unhydrated: handle the first region only. */
+	if (nr > 1) {
+		to_end = region_to_sector(clone, region + 1) - offset;
+		dm_accept_partial_bio(bio, to_end);
+		if (dm_clone_is_region_hydrated(clone->cmd, region)) {
+			remap_to_dest(clone, bio);
+			return DM_MAPIO_REMAPPED;
+		}
+	}
+
+	if (bio_data_dir(bio) == READ) {
+		remap_to_source(clone, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+
+	if (get_mode(clone) != CM_WRITE)
+		return DM_MAPIO_KILL;
+
+	return hydrate_for_write(clone, bio, region);
+}
+
+static int clone_end_io(struct dm_target *ti, struct bio *bio,
+			blk_status_t *error)
+{
+	struct clone *clone = ti->private;
+	struct clone_bio_data *pb = get_pb(bio);
+
+	if (pb->flags & PB_COMMITTED)
+		return DM_ENDIO_DONE;
+
+	if (pb->flags & PB_OVERWRITE) {
+		pb->flags &= ~PB_OVERWRITE;
+		end_hydrations(clone, pb->hd, *error);
+	}
+
+	if (pb->flags & PB_DISCARD) {
+		pb->flags &= ~PB_DISCARD;
+		pb->flags |= PB_COMMITTED;
+		bio->bi_status = *error;
+		defer_bio(clone, &clone->discards_done, bio);
+		return DM_ENDIO_INCOMPLETE;
+	}
+
+	if (!*error && op_is_write(bio_op(bio)) && (bio->bi_opf & REQ_FUA) &&
+	    dm_clone_changed_this_transaction(clone->cmd)) {
+		pb->flags |= PB_COMMITTED;
+		defer_bio(clone, &clone->deferred_completions, bio);
+		return DM_ENDIO_INCOMPLETE;
+	}
+
+	return DM_ENDIO_DONE;
+}
+
+/* ---- Status and messages ---- */
+
+/*
+ * Status:
+ *   <md block size> <used md blocks>/<total md blocks> <region size>
+ *   <hydrated>/<total regions> <hydrating> <#features> <feature>*
+ *   4 hydration_threshold <T> hydration_batch_size <B> <mode>
+ * or "Fail" in fail mode.
+ *
+ * Table:
+ *   <metadata maj:min> <dest maj:min> <source maj:min> <ctr args from the
+ *   region size on, as given>
+ */
+static void clone_status(struct dm_target *ti, status_type_t type,
+			 unsigned int status_flags, char *result,
+			 unsigned int maxlen)
+{
+	struct clone *clone = ti->private;
+	unsigned int sz = 0, i, nr_features;
+	u64 used = 0, total = 0;
+	bool no_hydration, no_passdown;
+
+	switch (type) {
+	case STATUSTYPE_INFO:
+		if (get_mode(clone) == CM_FAIL) {
+			DMEMIT("Fail");
+			break;
+		}
+
+		if (!(status_flags & DM_NOFLUSH_FLAG) && !dm_suspended(ti))
+			clone_commit(clone);
+
+		if (dm_clone_get_metadata_usage(clone->cmd, &used, &total)) {
+			DMEMIT("Fail");
+			break;
+		}
+
+		no_hydration = !test_bit(CLONE_HYDRATION_ENABLED, &clone->flags);
+		no_passdown = !test_bit(CLONE_DISCARD_PASSDOWN, &clone->flags);
+		nr_features = no_hydration + no_passdown;
+
+		DMEMIT("%u %llu/%llu %llu %lu/%lu %d %u%s%s",
+		       DM_CLONE_METADATA_BLOCK_SIZE, used, total,
+		       (unsigned long long)clone->region_size,
+		       dm_clone_nr_of_hydrated_regions(clone->cmd),
+		       clone->nr_regions, atomic_read(&clone->in_flight),
+		       nr_features, no_hydration ? " no_hydration" : "",
+		       no_passdown ? " no_discard_passdown" : "");
+		DMEMIT(" 4 hydration_threshold %u hydration_batch_size %u %s",
+		       READ_ONCE(clone->hydration_threshold),
+		       READ_ONCE(clone->hydration_batch_size),
+		       mode_name(get_mode(clone)));
+		break;
+
+	case STATUSTYPE_TABLE:
+		DMEMIT("%s %s %s", clone->metadata_dev->name,
+		       clone->dest_dev->name, clone->source_dev->name);
+		for (i = 0; i < clone->nr_table_args; i++)
+			DMEMIT(" %s", clone->table_args[i]);
+		break;
+
+	case STATUSTYPE_IMA:
+		DMEMIT_TARGET_NAME_VERSION(ti->type);
+		DMEMIT(",metadata=%s,destination=%s,source=%s,region_size=%llu,mode=%s;",
+		       clone->metadata_dev->name, clone->dest_dev->name,
+		       clone->source_dev->name,
+		       (unsigned long long)clone->region_size,
+		       mode_name(get_mode(clone)));
+		break;
+	}
+}
+
+static int clone_message(struct dm_target *ti, unsigned int argc, char **argv,
+			 char *result, unsigned int maxlen)
+{
+	struct clone *clone = ti->private;
+	u32 value;
+
+	if (argc == 1 && !strcasecmp(argv[0], "enable_hydration")) {
+		set_bit(CLONE_HYDRATION_ENABLED, &clone->flags);
+		wake_worker(clone);
+		return 0;
+	}
+
+	if (argc == 1 && !strcasecmp(argv[0], "disable_hydration")) {
+		clear_bit(CLONE_HYDRATION_ENABLED, &clone->flags);
+		return 0;
+	}
+
+	if (argc == 2 && !strcasecmp(argv[0], "hydration_threshold")) {
+		if (!clone_parse_uint(argv[1], &value)) {
+			DMERR("%s: invalid hydration_threshold '%s'",
+			      clone_device_name(clone), argv[1]);
+			return -EINVAL;
+		}
+		WRITE_ONCE(clone->hydration_threshold, value);
+		wake_worker(clone);
+		return 0;
+	}
+
+	if (argc == 2 && !strcasecmp(argv[0], "hydration_batch_size")) {
+		if (!clone_parse_uint(argv[1], &value)) {
+			DMERR("%s: invalid hydration_batch_size '%s'",
+			      clone_device_name(clone), argv[1]);
+			return -EINVAL;
+		}
+		WRITE_ONCE(clone->hydration_batch_size, value);
+		wake_worker(clone);
+		return 0;
+	}
+
+	DMERR("%s: unsupported message '%s' with %u argument(s)",
+	      clone_device_name(clone), argc ? argv[0] : "", argc ? argc - 1 : 0);
+	return -EINVAL;
+}
+
+/* ---- Suspend and resume ---- */
+
+static void clone_presuspend(struct dm_target *ti)
+{
+	struct clone *clone = ti->private;
+
+	clear_bit(CLONE_RUNNING, &clone->flags);
+}
+
+static void clone_presuspend_undo(struct dm_target *ti)
+{
+	struct clone *clone = ti->private;
+
+	set_bit(CLONE_RUNNING, &clone->flags);
+	wake_worker(clone);
+}
+
+static void clone_postsuspend(struct dm_target *ti)
+{
+	struct clone *clone = ti->private;
+
+	cancel_delayed_work_sync(&clone->waker);
+	/* dm core waited for user bios; now the background copies. */
+	wait_event(clone->in_flight_wait, !atomic_read(&clone->in_flight));
+	flush_workqueue(clone->wq);
+	clone_commit(clone);
+}
+
+static int clone_preresume(struct dm_target *ti)
+{
+	struct clone *clone = ti->private;
+	bool reloaded;
+	int r;
+
+	/* An older table of this device may have committed since our load. */
+	if (get_mode(clone) == CM_WRITE &&
+	    !dm_clone_changed_this_transaction(clone->cmd)) {
+		r = dm_clone_metadata_refresh(clone->cmd, &reloaded);
+		if (r) {
+			DMERR("%s: cannot re-read the metadata: error %d",
+			      clone_device_name(clone), r);
+			clone_metadata_error(clone, "refresh", r);
+			return r;
+		}
+		if (reloaded)
+			clone->hydration_offset = 0;
+	}
+
+	return 0;
+}
+
+static void clone_resume(struct dm_target *ti)
+{
+	struct clone *clone = ti->private;
+
+	set_bit(CLONE_RUNNING, &clone->flags);
+	queue_delayed_work(clone->wq, &clone->waker, COMMIT_PERIOD);
+	wake_worker(clone);
+}
+
+/* ---- Limits and devices ---- */
+
+static int clone_iterate_devices(struct dm_target *ti,
+				 iterate_devices_callout_fn fn, void *data)
+{
+	struct clone *clone = ti->private;
+	int r;
+
+	r = fn(ti, clone->dest_dev, 0, ti->len, data);
+	if (!r)
+		r = fn(ti, clone->source_dev, 0, ti->len, data);
+	return r;
+}
+
+static void clone_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	struct clone *clone = ti->private;
+	struct queue_limits *dest = &bdev_get_queue(clone->dest_dev->bdev)->limits;
+
+	/*
+	 * Discards are handled per region; with passdown they reach the
+	 * destination, so their size limit is the destination's.
+	 */
+	limits->discard_granularity = clone->region_size << SECTOR_SHIFT;
+	limits->discard_alignment = 0;
+	limits->discard_misaligned = 0;
+	if (test_bit(CLONE_DISCARD_PASSDOWN, &clone->flags)) {
+		limits->max_discard_sectors = dest->max_discard_sectors;
+		limits->max_hw_discard_sectors = dest->max_hw_discard_sectors;
+	} else {
+		limits->max_discard_sectors = UINT_MAX >> SECTOR_SHIFT;
+		limits->max_hw_discard_sectors = UINT_MAX >> SECTOR_SHIFT;
+	}
+}
+
+static void disable_passdown_if_not_supported(struct clone *clone)
+{
+	struct block_device *bdev = clone->dest_dev->bdev;
+	const char *reason = NULL;
+
+	if (!test_bit(CLONE_DISCARD_PASSDOWN, &clone->flags))
+		return;
+
+	if (!bdev_max_discard_sectors(bdev))
+		reason = "does not support discards";
+	else if (bdev_max_discard_sectors(bdev) < clone->region_size)
+		reason = "cannot discard a whole region at once";
+
+	if (reason) {
+		DMWARN("%s: destination %pg %s: disabling discard passdown",
+		       clone_device_name(clone), bdev, reason);
+		clear_bit(CLONE_DISCARD_PASSDOWN, &clone->flags);
+	}
+}
+
+/* ---- Constructor and destructor ---- */
+
+static const char err_nr_args[] =
+	"Invalid number of arguments (need <metadata> <destination> <source> <region size>)";
+static const char err_region_size[] =
+	"Invalid region size (power of 2, 8..2097152 sectors, multiple of logical block sizes)";
+static const char err_core_key[] =
+	"Unknown core argument (valid: hydration_threshold, hydration_batch_size)";
+
+static int parse_features(struct clone *clone, struct dm_arg_set *as)
+{
+	static const struct dm_arg arg = {
+		0, 2, "Invalid number of feature arguments (0 to 2)"
+	};
+	struct dm_target *ti = clone->ti;
+	unsigned int argc;
+	const char *word;
+	int r;
+
+	if (!as->argc)
+		return 0;
+
+	r = dm_read_arg_group(&arg, as, &argc, &ti->error);
+	if (r)
+		return r;
+
+	while (argc--) {
+		word = dm_shift_arg(as);
+		if (!strcasecmp(word, "no_hydration")) {
+			clear_bit(CLONE_HYDRATION_ENABLED, &clone->flags);
+		} else if (!strcasecmp(word, "no_discard_passdown")) {
+			clear_bit(CLONE_DISCARD_PASSDOWN, &clone->flags);
+		} else {
+			ti->error = "Unknown feature (valid: no_hydration, no_discard_passdown)";
+			return -EINVAL;
+		}
+	}
+
+	return 0;
+}
+
+static int parse_core_args(struct clone *clone, struct dm_arg_set *as)
+{
+	static const struct dm_arg arg = {
+		0, 4, "Invalid number of core arguments (0 to 4)"
+	};
+	struct dm_target *ti = clone->ti;
+	unsigned int argc;
+	const char *key, *value;
+	u32 v;
+	int r;
+
+	if (!as->argc)
+		return 0;
+
+	r = dm_read_arg_group(&arg, as, &argc, &ti->error);
+	if (r)
+		return r;
+
+	if (argc % 2) {
+		ti->error = "Core arguments come in key and value pairs";
+		return -EINVAL;
+	}
+
+	while (argc) {
+		key = dm_shift_arg(as);
+		value = dm_shift_arg(as);
+		argc -= 2;
+
+		if (!clone_parse_uint(value, &v)) {
+			ti->error = "Core argument value must be a decimal unsigned number";
+			return -EINVAL;
+		}
+
+		if (!strcasecmp(key, "hydration_threshold")) {
+			clone->hydration_threshold = v;
+		} else if (!strcasecmp(key, "hydration_batch_size")) {
+			clone->hydration_batch_size = v;
+		} else {
+			ti->error = (char *)err_core_key;
+			return -EINVAL;
+		}
+	}
+
+	return 0;
+}
+
+static int copy_table_args(struct clone *clone, unsigned int argc, char **argv)
+{
+	unsigned int i;
+
+	clone->table_args = kcalloc(argc, sizeof(char *), GFP_KERNEL);
+	if (!clone->table_args)
+		return -ENOMEM;
+
+	for (i = 0; i < argc; i++) {
+		clone->table_args[i] = kstrdup(argv[i], GFP_KERNEL);
+		if (!clone->table_args[i])
+			return -ENOMEM;
+		clone->nr_table_args++;
+	}
+
+	return 0;
+}
+
+static void free_table_args(struct clone *clone)
+{
+	unsigned int i;
+
+	for (i = 0; i < clone->nr_table_args; i++)
+		kfree(clone->table_args[i]);
+	kfree(clone->table_args);
+}
+
+/* Refuse a device that is the clone itself. */
+static bool is_self(struct clone *clone, struct dm_dev *dev)
+{
+	struct gendisk *self = dm_disk(dm_table_get_md(clone->ti->table));
+
+	return dev->bdev->bd_disk == self;
+}
+
+static int open_device(struct clone *clone, const char *path, fmode_t mode,
+		       struct dm_dev **dev, const char *err_open)
+{
+	struct dm_target *ti = clone->ti;
+	int r;
+
+	r = dm_get_device(ti, path, mode, dev);
+	if (r) {
+		ti->error = (char *)err_open;
+		return r;
+	}
+
+	if (is_self(clone, *dev)) {
+		dm_put_device(ti, *dev);
+		*dev = NULL;
+		ti->error = "A clone cannot use itself as a device";
+		return -EINVAL;
+	}
+
+	return 0;
+}
+
+static void clone_put_devices(struct clone *clone)
+{
+	struct dm_target *ti = clone->ti;
+
+	if (clone->source_dev)
+		dm_put_device(ti, clone->source_dev);
+	if (clone->dest_dev)
+		dm_put_device(ti, clone->dest_dev);
+	if (clone->metadata_dev)
+		dm_put_device(ti, clone->metadata_dev);
+}
+
+static int parse_devices_and_region(struct clone *clone, char **argv)
+{
+	struct dm_target *ti = clone->ti;
+	sector_t size;
+	u64 region_size, nr_regions;
+	int r;
+
+	r = open_device(clone, argv[0], FMODE_READ | FMODE_WRITE,
+			&clone->metadata_dev, "Error opening metadata device");
+	if (r)
+		return r;
+	size = bdev_nr_sectors(clone->metadata_dev->bdev);
+	if (size > DM_CLONE_METADATA_MAX_SECTORS)
+		DMWARN("metadata device %pg is larger than %llu sectors: using only the first part",
+		       clone->metadata_dev->bdev, DM_CLONE_METADATA_MAX_SECTORS);
+
+	r = open_device(clone, argv[1], FMODE_READ | FMODE_WRITE,
+			&clone->dest_dev, "Error opening destination device");
+	if (r)
+		return r;
+	if (bdev_nr_sectors(clone->dest_dev->bdev) < ti->len) {
+		ti->error = "Destination device is smaller than the target length";
+		return -EINVAL;
+	}
+
+	r = open_device(clone, argv[2], FMODE_READ, &clone->source_dev,
+			"Error opening source device");
+	if (r)
+		return r;
+	if (bdev_nr_sectors(clone->source_dev->bdev) < ti->len) {
+		ti->error = "Source device is smaller than the target length";
+		return -EINVAL;
+	}
+
+	if (clone->source_dev->bdev == clone->dest_dev->bdev ||
+	    clone->metadata_dev->bdev == clone->dest_dev->bdev ||
+	    clone->metadata_dev->bdev == clone->source_dev->bdev) {
+		ti->error = "Metadata, destination and source must be three different devices";
+		return -EINVAL;
+	}
+
+	if (!clone_parse_u64(argv[3], &region_size) ||
+	    !clone_region_size_valid(region_size,
+				     bdev_logical_block_size(clone->dest_dev->bdev),
+				     bdev_logical_block_size(clone->source_dev->bdev))) {
+		ti->error = (char *)err_region_size;
+		return -EINVAL;
+	}
+	clone->region_size = region_size;
+	clone->region_shift = __ffs64(region_size);
+
+	nr_regions = clone_nr_regions(ti->len, region_size);
+	if (nr_regions > CLONE_MAX_REGIONS) {
+		ti->error = "Too many regions (at most 2^31): use a larger region size";
+		return -EINVAL;
+	}
+	clone->nr_regions = nr_regions;
+
+	return 0;
+}
+
+static void set_default_tunables(struct clone *clone)
+{
+	u64 region_bytes = clone->region_size << SECTOR_SHIFT;
+
+	clone->hydration_batch_size =
+		max_t(u64, 1, DEFAULT_BATCH_BYTES / region_bytes);
+	clone->hydration_threshold =
+		max_t(u64, clone->hydration_batch_size,
+		      DEFAULT_THRESHOLD_BYTES / region_bytes);
+}
+
+static int create_runtime(struct clone *clone)
+{
+	struct dm_target *ti = clone->ti;
+	int r;
+
+	clone->hash = kvcalloc(1U << HASH_BITS_REGIONS, sizeof(*clone->hash),
+			       GFP_KERNEL);
+	if (!clone->hash) {
+		ti->error = "Cannot allocate the hydration hash table";
+		return -ENOMEM;
+	}
+
+	r = mempool_init_slab_pool(&clone->hydration_pool, MIN_HYDRATIONS,
+				   hydration_cache);
+	if (r) {
+		ti->error = "Cannot allocate the hydration pool";
+		return r;
+	}
+
+	clone->kcopyd = dm_kcopyd_client_create(&clone_throttle);
+	if (IS_ERR(clone->kcopyd)) {
+		r = PTR_ERR(clone->kcopyd);
+		clone->kcopyd = NULL;
+		ti->error = "Cannot create the kcopyd client";
+		return r;
+	}
+
+	clone->wq = alloc_workqueue("dm-" DM_MSG_PREFIX, WQ_MEM_RECLAIM, 0);
+	if (!clone->wq) {
+		ti->error = "Cannot allocate the workqueue";
+		return -ENOMEM;
+	}
+
+	return 0;
+}
+
+static void destroy_runtime(struct clone *clone)
+{
+	if (clone->wq)
+		destroy_workqueue(clone->wq);
+	if (clone->kcopyd)
+		dm_kcopyd_client_destroy(clone->kcopyd);
+	mempool_exit(&clone->hydration_pool);
+	kvfree(clone->hash);
+}
+
+/*
+ * Construct a clone:
+ *
+ *   <metadata dev> <destination dev> <source dev> <region size>
+ *   [<#feature args> [<feature arg>]* [<#core args> [<key> <value>]*]]
+ *
+ * Features: no_hydration, no_discard_passdown.
+ * Core arguments: hydration_threshold <regions>, hydration_batch_size
+ * <regions>.
+ */
+static int clone_ctr(struct dm_target *ti, unsigned int argc, char **argv)
+{
+	struct dm_arg_set as;
+	struct clone *clone;
+	const char *error;
+	int r;
+
+	if (argc < 4) {
+		ti->error = (char *)err_nr_args;
+		return -EINVAL;
+	}
+
+	clone = kzalloc(sizeof(*clone), GFP_KERNEL);
+	if (!clone) {
+		ti->error = "Cannot allocate the clone structure";
+		return -ENOMEM;
+	}
+	clone->ti = ti;
+	ti->private = clone;
+	set_bit(CLONE_HYDRATION_ENABLED, &clone->flags);
+	set_bit(CLONE_DISCARD_PASSDOWN, &clone->flags);
+
+	r = parse_devices_and_region(clone, argv);
+	if (r)
+		goto bad_devices;
+
+	set_default_tunables(clone);
+	as.argc = argc - 4;
+	as.argv = argv + 4;
+	r = parse_features(clone, &as);
+	if (r)
+		goto bad_devices;
+	r = parse_core_args(clone, &as);
+	if (r)
+		goto bad_devices;
+	if (as.argc) {
+		ti->error = "Too many arguments";
+		r = -EINVAL;
+		goto bad_devices;
+	}
+
+	r = copy_table_args(clone, argc - 3, argv + 3);
+	if (r) {
+		ti->error = "Cannot allocate memory for the table arguments";
+		goto bad_table_args;
+	}
+
+	clone->cmd = dm_clone_metadata_open(clone->metadata_dev->bdev, ti->len,
+					    clone->region_size, &error);
+	if (IS_ERR(clone->cmd)) {
+		r = PTR_ERR(clone->cmd);
+		clone->cmd = NULL;
+		ti->error = (char *)error;
+		goto bad_table_args;
+	}
+
+	disable_passdown_if_not_supported(clone);
+
+	spin_lock_init(&clone->lock);
+	bio_list_init(&clone->deferred_bios);
+	bio_list_init(&clone->deferred_discards);
+	bio_list_init(&clone->discards_done);
+	bio_list_init(&clone->deferred_flushes);
+	bio_list_init(&clone->deferred_completions);
+	atomic_set(&clone->in_flight, 0);
+	atomic_set(&clone->copy_errors, 0);
+	atomic_set(&clone->pass_errors, 0);
+	init_waitqueue_head(&clone->in_flight_wait);
+	mutex_init(&clone->commit_lock);
+	INIT_WORK(&clone->worker, do_worker);
+	INIT_DELAYED_WORK(&clone->waker, do_waker);
+	clone->retry_backoff = RETRY_BACKOFF_MIN;
+
+	r = create_runtime(clone);
+	if (r)
+		goto bad_runtime;
+
+	ti->num_flush_bios = 1;
+	ti->flush_supported = true;
+	ti->num_discard_bios = 1;
+	ti->discards_supported = true;
+	ti->per_io_data_size = sizeof(struct clone_bio_data);
+
+	return 0;
+
+bad_runtime:
+	destroy_runtime(clone);
+	dm_clone_metadata_close(clone->cmd);
+bad_table_args:
+	free_table_args(clone);
+bad_devices:
+	clone_put_devices(clone);
+	kfree(clone);
+	ti->private = NULL;
+	return r;
+}
+
+static void clone_dtr(struct dm_target *ti)
+{
+	struct clone *clone = ti->private;
+
+	/* Suspended (or never resumed): nothing is in flight. */
+	cancel_delayed_work_sync(&clone->waker);
+	destroy_runtime(clone);
+	dm_clone_metadata_close(clone->cmd);
+	free_table_args(clone);
+	clone_put_devices(clone);
+	kfree(clone);
+}
+
+static struct target_type clone_target = {
+	.name = "clone",
+	.version = {1, 0, 0},
+	.module = THIS_MODULE,
+	.ctr = clone_ctr,
+	.dtr = clone_dtr,
+	.map = clone_map,
+	.end_io = clone_end_io,
+	.presuspend = clone_presuspend,
+	.presuspend_undo = clone_presuspend_undo,
+	.postsuspend = clone_postsuspend,
+	.preresume = clone_preresume,
+	.resume = clone_resume,
+	.status = clone_status,
+	.message = clone_message,
+	.io_hints = clone_io_hints,
+	.iterate_devices = clone_iterate_devices,
+};
+
+static int __init dm_clone_init(void)
+{
+	int r;
+
+	hydration_cache = KMEM_CACHE(clone_hydration, 0);
+	if (!hydration_cache)
+		return -ENOMEM;
+
+	r = dm_register_target(&clone_target);
+	if (r < 0) {
+		DMERR("registering the clone target failed: error %d", r);
+		kmem_cache_destroy(hydration_cache);
+		return r;
+	}
+
+	return 0;
+}
+
+static void __exit dm_clone_exit(void)
+{
+	dm_unregister_target(&clone_target);
+	kmem_cache_destroy(hydration_cache);
+}
+
+module_init(dm_clone_init);
+module_exit(dm_clone_exit);
+
+MODULE_DESCRIPTION(DM_NAME " clone target: hydrate a copy of a read-only source device");
+MODULE_AUTHOR("dm-clone developers");
+MODULE_LICENSE("GPL");
