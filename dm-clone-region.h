@@ -14,7 +14,7 @@
 #define CLONE_MIN_REGION_SIZE		8ULL
 #define CLONE_MAX_REGION_SIZE		2097152ULL
 /* At most this many regions per target. */
-#define CLONE_MAX_REGIONS		(1ULL << 31)
+#define CLONE_MAX_REGIONS		2147483648ULL	/* 2^31 */
 
 /* Number of regions covering @len sectors, the last one maybe partial. */
 static inline u64 clone_nr_regions(u64 len, u64 region_size)

@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Unit tests of dm-clone-region.h: region counts at the limits, region
+ * size validation, discard rounding (never a sector outside the covered
+ * regions, the partial last region), number parsing.
+ */
+#include "unit.h"
+#include "dm-clone-region.h"
+
+static void test_nr_regions(void)
+{
+	CHECK(clone_nr_regions(8, 8) == 1);
+	CHECK(clone_nr_regions(9, 8) == 2);
+	CHECK(clone_nr_regions(1, 8) == 1);
+	CHECK(clone_nr_regions(16, 8) == 2);
+	/* 2^31 regions of 8 sectors: the limit is exactly reachable. */
+	CHECK(clone_nr_regions(8ULL << 31, 8) == CLONE_MAX_REGIONS);
+	CHECK(clone_nr_regions((8ULL << 31) + 1, 8) == CLONE_MAX_REGIONS + 1);
+	/* Huge lengths do not overflow. */
+	CHECK(clone_nr_regions(~0ULL, 2097152) == (~0ULL >> 21) + 1);
+}
+
+static void test_region_size(void)
+{
+	CHECK(clone_region_size_valid(8, 512, 512));
+	CHECK(clone_region_size_valid(2097152, 512, 4096));
+	CHECK(!clone_region_size_valid(4, 512, 512));
+	CHECK(!clone_region_size_valid(4194304, 512, 512));
+	CHECK(!clone_region_size_valid(24, 512, 512));	/* not a power of 2 */
+	CHECK(!clone_region_size_valid(0, 512, 512));
+	CHECK(clone_region_size_valid(8, 4096, 4096));	/* 4 KiB regions */
+	CHECK(!clone_region_size_valid(8, 512, 8192));	/* smaller than lbs */
+	CHECK(clone_region_size_valid(16, 8192, 512));
+	CHECK(!clone_region_size_valid(8, 0, 512));
+	CHECK(!clone_region_size_valid(1ULL << 62, 512, 512));
+}
+
+static void test_discard(void)
+{
+	u64 f, l, s, n;
+
+	/* Inside one region: nothing. */
+	CHECK(!clone_discard_regions(1, 6, 1000, 3, &f, &l));
+	/* Exactly one region. */
+	CHECK(clone_discard_regions(8, 8, 1000, 3, &f, &l) && f == 1 && l == 2);
+	/* Straddling two regions partially: nothing. */
+	CHECK(!clone_discard_regions(4, 8, 1000, 3, &f, &l));
+	/* Unaligned both ends, covering regions 1..3. */
+	CHECK(clone_discard_regions(5, 30, 1000, 3, &f, &l) && f == 1 && l == 4);
+	/* Partial last region (1000 = 125 * 8; use 1001: region 125 has 1
+	 * sector): a discard to the end covers it. */
+	CHECK(clone_discard_regions(992, 9, 1001, 3, &f, &l) && f == 124 && l == 126);
+	CHECK(clone_discard_regions(1000, 1, 1001, 3, &f, &l) && f == 125 && l == 126);
+	/* Not reaching the end: the partial region is not covered. */
+	CHECK(clone_discard_regions(992, 8, 1001, 3, &f, &l) && f == 124 && l == 125);
+	/* Out of range or empty. */
+	CHECK(!clone_discard_regions(0, 0, 1000, 3, &f, &l));
+	CHECK(!clone_discard_regions(990, 20, 1000, 3, &f, &l));
+	CHECK(!clone_discard_regions(~0ULL - 3, 8, ~0ULL, 3, &f, &l));
+
+	/* Sectors of regions: clipped to the target. */
+	clone_regions_to_sectors(124, 126, 1001, 3, &s, &n);
+	CHECK(s == 992 && n == 9);
+	clone_regions_to_sectors(1, 4, 1000, 3, &s, &n);
+	CHECK(s == 8 && n == 24);
+	/* Large: 2^31 regions of 2^21 sectors. */
+	clone_regions_to_sectors(0, 1ULL << 31, 1ULL << 52, 21, &s, &n);
+	CHECK(s == 0 && n == 1ULL << 52);
+
+	/* Exhaustive on a small target: the trimmed range lies inside the
+	 * discard and is region aligned (except at the target's end). */
+	for (u64 len_t = 1; len_t <= 40; len_t++)
+		for (u64 a = 0; a < len_t; a++)
+			for (u64 b = a + 1; b <= len_t; b++) {
+				if (!clone_discard_regions(a, b - a, len_t, 3, &f, &l))
+					continue;
+				clone_regions_to_sectors(f, l, len_t, 3, &s, &n);
+				CHECK(s >= a && s + n <= b);
+				CHECK(s % 8 == 0);
+				CHECK((s + n) % 8 == 0 || s + n == len_t);
+			}
+}
+
+static void test_parse(void)
+{
+	u32 v;
+	u64 w;
+
+	CHECK(clone_parse_uint("0", &v) && v == 0);
+	CHECK(clone_parse_uint("4294967295", &v) && v == 4294967295U);
+	CHECK(!clone_parse_uint("4294967296", &v));
+	CHECK(!clone_parse_uint("-1", &v));
+	CHECK(!clone_parse_uint("+1", &v));
+	CHECK(!clone_parse_uint("1x", &v));
+	CHECK(!clone_parse_uint(" 1", &v));
+	CHECK(!clone_parse_uint("", &v));
+	CHECK(!clone_parse_uint("0x10", &v));
+	CHECK(clone_parse_u64("18446744073709551615", &w) && w == ~0ULL);
+	CHECK(!clone_parse_u64("18446744073709551616", &w));
+	CHECK(clone_parse_u64("2097152", &w) && w == 2097152);
+	CHECK(!clone_parse_u64("8.0", &w));
+}
+
+int main(void)
+{
+	test_nr_regions();
+	test_region_size();
+	test_discard();
+	test_parse();
+	UNIT_DONE();
+}
