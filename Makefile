@@ -30,8 +30,7 @@ KDIR ?= $(patsubst KDIR=%,%,$(filter KDIR=%,$(DEPS_VARS)))
 PDATA_INC ?= $(patsubst PDATA_INC=%,%,$(filter PDATA_INC=%,$(DEPS_VARS)))
 CHECKPATCH ?= $(patsubst CHECKPATCH=%,%,$(filter CHECKPATCH=%,$(DEPS_VARS)))
 
-SOURCES := dm-clone-target.c dm-clone-metadata.c dm-clone-metadata.h dm-clone-region.h \
-	   $(wildcard dm-clone-compat.h)
+SOURCES := dm-clone-target.c dm-clone-metadata.c dm-clone-metadata.h dm-clone-region.h dm-clone-compat.h
 
 .PHONY: all modules deps sparse checkpatch static unit check demo bench \
 	install clean help

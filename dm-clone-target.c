@@ -88,6 +88,7 @@
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 
+#include "dm-clone-compat.h"
 #include "dm-clone-metadata.h"
 #include "dm-clone-region.h"
 
@@ -1322,12 +1323,12 @@ static void free_table_args(struct clone *clone)
 	kfree(clone->table_args);
 }
 
-/* Refuse a device that is the clone itself. */
+/* Refuse a device that is the clone itself or is stacked on it. */
 static bool is_self(struct clone *clone, struct dm_dev *dev)
 {
 	struct gendisk *self = dm_disk(dm_table_get_md(clone->ti->table));
 
-	return dev->bdev->bd_disk == self;
+	return clone_disk_is_below(dev->bdev->bd_disk, self, 0);
 }
 
 static int open_device(struct clone *clone, const char *path, fmode_t mode,
@@ -1345,7 +1346,7 @@ static int open_device(struct clone *clone, const char *path, fmode_t mode,
 	if (is_self(clone, *dev)) {
 		dm_put_device(ti, *dev);
 		*dev = NULL;
-		ti->error = "A clone cannot use itself as a device";
+		ti->error = "A clone cannot use itself, or a device stacked on it, as a device";
 		return -EINVAL;
 	}
 
