@@ -284,6 +284,12 @@ bool dm_clone_is_range_hydrated(struct dm_clone_metadata *cmd,
 	return bit >= start + nr;
 }
 
+bool dm_clone_is_range_unhydrated(struct dm_clone_metadata *cmd,
+				  unsigned long start, unsigned long nr)
+{
+	return find_next_bit(cmd->region_map, start + nr, start) >= start + nr;
+}
+
 unsigned long dm_clone_find_next_unhydrated_region(struct dm_clone_metadata *cmd,
 						   unsigned long start)
 {

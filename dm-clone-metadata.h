@@ -73,6 +73,13 @@ bool dm_clone_is_range_hydrated(struct dm_clone_metadata *cmd,
 				unsigned long start, unsigned long nr);
 
 /*
+ * dm_clone_is_range_unhydrated() - true if no region in
+ * [@start, @start + @nr) is hydrated. Lockless, never blocks, any context.
+ */
+bool dm_clone_is_range_unhydrated(struct dm_clone_metadata *cmd,
+				  unsigned long start, unsigned long nr);
+
+/*
  * dm_clone_set_regions_hydrated() - mark [@start, @start + @nr) hydrated
  * in core; the change reaches the disk with the next commit. Never blocks,
  * any context (takes a spinlock with interrupts disabled); keep @nr small

@@ -13,9 +13,10 @@
  * ("hydrated").
  *
  * Life of a bio. clone_map() looks at the region the bio starts in. A bio
- * spanning several regions that are not all hydrated is cut at the first
- * region boundary with dm_accept_partial_bio(); dm core maps the rest as a
- * new bio. Then:
+ * spanning several regions that are not all hydrated (except a read of
+ * regions none of which is, which goes whole to the source) is cut at the
+ * first region boundary with dm_accept_partial_bio(); dm core maps the
+ * rest as a new bio. Then:
  *
  *  - an empty flush passes to the destination when nothing awaits a
  *    commit, otherwise it waits for the worker's next commit (which
@@ -925,7 +926,14 @@ static int clone_map(struct dm_target *ti, struct bio *bio)
 		return DM_MAPIO_REMAPPED;
 	}
 
-	/* Mixed or unhydrated: handle the first region only. */
+	/* A read of unhydrated regions only: all of it from the source. */
+	if (bio_data_dir(bio) == READ &&
+	    dm_clone_is_range_unhydrated(clone->cmd, region, nr)) {
+		remap_to_source(clone, bio);
+		return DM_MAPIO_REMAPPED;
+	}
+
+	/* Otherwise handle the first region only; dm core maps the rest. */
 	if (nr > 1) {
 		to_end = region_to_sector(clone, region + 1) - offset;
 		dm_accept_partial_bio(bio, to_end);
