@@ -1548,17 +1548,6 @@ static int clone_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad_table_args;
 	}
 
-	clone->cmd = dm_clone_metadata_open(clone->metadata_dev->bdev, ti->len,
-					    clone->region_size, &error);
-	if (IS_ERR(clone->cmd)) {
-		r = PTR_ERR(clone->cmd);
-		clone->cmd = NULL;
-		ti->error = (char *)error;
-		goto bad_table_args;
-	}
-
-	disable_passdown_if_not_supported(clone);
-
 	spin_lock_init(&clone->lock);
 	bio_list_init(&clone->deferred_bios);
 	bio_list_init(&clone->deferred_discards);
@@ -1578,6 +1567,18 @@ static int clone_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto bad_runtime;
 
+	/* Last: it may format the metadata, which nothing may undo. */
+	clone->cmd = dm_clone_metadata_open(clone->metadata_dev->bdev, ti->len,
+					    clone->region_size, &error);
+	if (IS_ERR(clone->cmd)) {
+		r = PTR_ERR(clone->cmd);
+		clone->cmd = NULL;
+		ti->error = (char *)error;
+		goto bad_runtime;
+	}
+
+	disable_passdown_if_not_supported(clone);
+
 	ti->num_flush_bios = 1;
 	ti->flush_supported = true;
 	ti->num_discard_bios = 1;
@@ -1588,7 +1589,6 @@ static int clone_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 
 bad_runtime:
 	destroy_runtime(clone);
-	dm_clone_metadata_close(clone->cmd);
 bad_table_args:
 	free_table_args(clone);
 bad_devices:
