@@ -53,13 +53,20 @@
  *	transitions. Taken for writing by everything that changes on-disk
  *	state, for reading by queries.
  * bitmap_lock (spinlock, irqsave): writers of region_map, dirty_words,
- *	nr_hydrated and nr_dirty. May be taken inside lock, never the other
- *	way round.
+ *	nr_hydrated, nr_dirty and all_hydrated. May be taken inside lock,
+ *	never the other way round.
+ *
+ * Once every region is hydrated and committed nothing can change any more
+ * (bits are only ever set), so the in-core bitmaps are freed and
+ * all_hydrated answers every query. Lockless readers test all_hydrated
+ * first, inside an RCU read-side section; the bitmaps are freed after a
+ * grace period.
  */
 
 #include <linux/device-mapper.h>
 #include <linux/bitmap.h>
 #include <linux/mm.h>
+#include <linux/rcupdate.h>
 #include <linux/rwsem.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
@@ -129,6 +136,7 @@ struct dm_clone_metadata {
 	unsigned long *dirty_words;	/* bit W: region_map[W] changed */
 	unsigned long nr_hydrated;
 	unsigned long nr_dirty;		/* bits set in dirty_words */
+	bool all_hydrated;		/* bitmaps freed; READ_ONCE */
 };
 
 /* ---- Superblock validator ---- */
@@ -235,6 +243,10 @@ static int __load_bitset_in_core(struct dm_clone_metadata *cmd)
 	__le64 *value;
 	int r;
 
+	/* Everything is set on disk too: nothing to load. */
+	if (READ_ONCE(cmd->all_hydrated))
+		return 0;
+
 	r = dm_array_cursor_begin(&cmd->bitset_info.array_info,
 				  cmd->bitset_root, &c);
 	if (r) {
@@ -272,28 +284,53 @@ static int __load_bitset_in_core(struct dm_clone_metadata *cmd)
 bool dm_clone_is_region_hydrated(struct dm_clone_metadata *cmd,
 				 unsigned long region_nr)
 {
-	return test_bit(region_nr, cmd->region_map);
+	bool r;
+
+	rcu_read_lock();
+	r = READ_ONCE(cmd->all_hydrated) ||
+	    test_bit(region_nr, cmd->region_map);
+	rcu_read_unlock();
+
+	return r;
 }
 
 bool dm_clone_is_range_hydrated(struct dm_clone_metadata *cmd,
 				unsigned long start, unsigned long nr)
 {
-	unsigned long bit = find_next_zero_bit(cmd->region_map,
-					       start + nr, start);
+	bool r;
 
-	return bit >= start + nr;
+	rcu_read_lock();
+	r = READ_ONCE(cmd->all_hydrated) ||
+	    find_next_zero_bit(cmd->region_map, start + nr, start) >= start + nr;
+	rcu_read_unlock();
+
+	return r;
 }
 
 bool dm_clone_is_range_unhydrated(struct dm_clone_metadata *cmd,
 				  unsigned long start, unsigned long nr)
 {
-	return find_next_bit(cmd->region_map, start + nr, start) >= start + nr;
+	bool r;
+
+	rcu_read_lock();
+	r = !READ_ONCE(cmd->all_hydrated) &&
+	    find_next_bit(cmd->region_map, start + nr, start) >= start + nr;
+	rcu_read_unlock();
+
+	return r;
 }
 
 unsigned long dm_clone_find_next_unhydrated_region(struct dm_clone_metadata *cmd,
 						   unsigned long start)
 {
-	return find_next_zero_bit(cmd->region_map, cmd->nr_regions, start);
+	unsigned long r = cmd->nr_regions;
+
+	rcu_read_lock();
+	if (!READ_ONCE(cmd->all_hydrated))
+		r = find_next_zero_bit(cmd->region_map, cmd->nr_regions, start);
+	rcu_read_unlock();
+
+	return r;
 }
 
 unsigned long dm_clone_nr_of_hydrated_regions(struct dm_clone_metadata *cmd)
@@ -320,6 +357,10 @@ long dm_clone_set_regions_hydrated(struct dm_clone_metadata *cmd,
 		return -EINVAL;
 
 	spin_lock_irqsave(&cmd->bitmap_lock, flags);
+	if (cmd->all_hydrated) {
+		spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
+		return 0;
+	}
 	if (READ_ONCE(cmd->read_only) || READ_ONCE(cmd->failed)) {
 		spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
 		return -EPERM;
@@ -700,6 +741,32 @@ int dm_clone_metadata_refresh(struct dm_clone_metadata *cmd, bool *reloaded)
 	return r;
 }
 
+void dm_clone_metadata_release_bitmap(struct dm_clone_metadata *cmd)
+{
+	unsigned long *map, *dirty, flags;
+
+	down_write(&cmd->lock);
+	spin_lock_irqsave(&cmd->bitmap_lock, flags);
+	if (cmd->all_hydrated || cmd->nr_hydrated != cmd->nr_regions ||
+	    cmd->nr_dirty || cmd->transaction_dirty || cmd->failed) {
+		spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
+		up_write(&cmd->lock);
+		return;
+	}
+	WRITE_ONCE(cmd->all_hydrated, true);
+	map = cmd->region_map;
+	dirty = cmd->dirty_words;
+	spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
+	up_write(&cmd->lock);
+
+	/* Wait for lockless readers that may still look at the bitmap. */
+	synchronize_rcu();
+	cmd->region_map = NULL;
+	cmd->dirty_words = NULL;
+	kvfree(dirty);
+	kvfree(map);
+}
+
 /* ---- Commit and abort ---- */
 
 /* Move one word's bits into the open transaction's bitset. */
@@ -731,7 +798,7 @@ int dm_clone_metadata_pre_commit(struct dm_clone_metadata *cmd)
 		goto out;
 	}
 
-	for (;;) {
+	while (!cmd->all_hydrated) {
 		spin_lock_irqsave(&cmd->bitmap_lock, flags);
 		w = find_next_bit(cmd->dirty_words, cmd->nr_longs, w);
 		if (w >= cmd->nr_longs) {

@@ -107,6 +107,14 @@ unsigned long dm_clone_nr_of_hydrated_regions(struct dm_clone_metadata *cmd);
 bool dm_clone_is_hydration_done(struct dm_clone_metadata *cmd);
 
 /*
+ * dm_clone_metadata_release_bitmap() - once every region is hydrated and
+ * committed, free the in-core bitmaps (queries keep working: they all
+ * answer "hydrated"). Does nothing otherwise. Blocks (waits for an RCU
+ * grace period); process context.
+ */
+void dm_clone_metadata_release_bitmap(struct dm_clone_metadata *cmd);
+
+/*
  * dm_clone_changed_this_transaction() - true if regions were marked since
  * the last successful commit. Never blocks, any context.
  */

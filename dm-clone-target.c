@@ -852,7 +852,8 @@ static void check_hydration_done(struct clone *clone)
 	    test_bit(CLONE_DONE_EVENT_SENT, &clone->flags))
 		return;
 
-	clone_commit(clone);
+	if (!clone_commit(clone))
+		dm_clone_metadata_release_bitmap(clone->cmd);
 	if (!test_and_set_bit(CLONE_DONE_EVENT_SENT, &clone->flags)) {
 		DMINFO("%s: hydration complete: all %lu regions are on the destination",
 		       clone_device_name(clone), clone->nr_regions);
@@ -878,6 +879,8 @@ static void do_waker(struct work_struct *ws)
 					   waker);
 
 	clone_commit(clone);
+	if (dm_clone_is_hydration_done(clone->cmd))
+		dm_clone_metadata_release_bitmap(clone->cmd);
 	wake_worker(clone);
 	queue_delayed_work(clone->wq, &clone->waker, COMMIT_PERIOD);
 }
