@@ -94,6 +94,10 @@
 
 /* Regions per on-disk bitset word. */
 #define BITS_PER_DISK_WORD		64
+/* Bitset words per array block: (4096 - 24-byte header) / 8. */
+#define DISK_WORDS_PER_ARRAY_BLOCK	509
+/* Metadata blocks a commit may need beyond the array blocks it shadows. */
+#define COMMIT_SLACK_BLOCKS		64
 
 struct clone_superblock_disk {
 	__le32 csum;
@@ -787,6 +791,33 @@ static int __word_to_bitset(struct dm_clone_metadata *cmd, unsigned long w,
 	return 0;
 }
 
+/*
+ * Refuse to start a commit that could run out of metadata space half-way:
+ * running out inside the persistent-data library can leave a block locked,
+ * which a later abort cannot recover from. A commit shadows at most one
+ * array block per dirty word, plus btree and space map blocks.
+ */
+static int __check_space_for_commit(struct dm_clone_metadata *cmd)
+{
+	u64 array_blocks = DIV_ROUND_UP(nr_disk_words(cmd),
+					DISK_WORDS_PER_ARRAY_BLOCK);
+	u64 need = min_t(u64, READ_ONCE(cmd->nr_dirty), array_blocks);
+	dm_block_t nr_free;
+	int r;
+
+	need += need / 64 + COMMIT_SLACK_BLOCKS;
+	r = dm_sm_get_nr_free(cmd->sm, &nr_free);
+	if (r)
+		return r;
+	if (nr_free < need) {
+		DMERR("metadata full: %llu free blocks, a commit may need %llu",
+		      (unsigned long long)nr_free, need);
+		return -ENOSPC;
+	}
+
+	return 0;
+}
+
 int dm_clone_metadata_pre_commit(struct dm_clone_metadata *cmd)
 {
 	unsigned long w = 0, val, flags;
@@ -797,6 +828,10 @@ int dm_clone_metadata_pre_commit(struct dm_clone_metadata *cmd)
 		r = -EPERM;
 		goto out;
 	}
+
+	r = __check_space_for_commit(cmd);
+	if (r)
+		goto out;
 
 	while (!cmd->all_hydrated) {
 		spin_lock_irqsave(&cmd->bitmap_lock, flags);

@@ -852,8 +852,10 @@ static void check_hydration_done(struct clone *clone)
 	    test_bit(CLONE_DONE_EVENT_SENT, &clone->flags))
 		return;
 
-	if (!clone_commit(clone))
-		dm_clone_metadata_release_bitmap(clone->cmd);
+	/* Done only once committed (a failed commit reloads the bitmap). */
+	if (clone_commit(clone) || !dm_clone_is_hydration_done(clone->cmd))
+		return;
+	dm_clone_metadata_release_bitmap(clone->cmd);
 	if (!test_and_set_bit(CLONE_DONE_EVENT_SENT, &clone->flags)) {
 		DMINFO("%s: hydration complete: all %lu regions are on the destination",
 		       clone_device_name(clone), clone->nr_regions);
