@@ -1,0 +1,93 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# shellcheck shell=bash
+#
+# Helpers for the tests of the life-cycle tool scripts/dmclone (tests
+# 060-069). The tool is in the guest image as /usr/local/sbin/dmclone
+# (scripts/mkinitramfs.sh installs it). Source after common.sh:
+#
+#	. "$(dirname "$0")/lib/common.sh"
+#	. "$(dirname "$0")/lib/tool.sh"
+#
+#   need_tool                 skip unless dmclone is in the image
+#   tool ARGS...              run dmclone; stdout, stderr and the status in
+#                             TOOL_OUT, TOOL_ERR, TOOL_RC (never fails)
+#   tool_ok ARGS...           tool, and fail the test unless it exits 0
+#   tool_refuses RC REGEX ARGS...
+#                             tool must exit RC with an error on stderr
+#                             matching the ERE REGEX (case-insensitive) and
+#                             nothing on stdout
+#   json_check JSON           JSON must be one flat JSON object (strings,
+#                             numbers, true, false, null); fails the test
+#   json_get JSON KEY         the value of KEY (strings without quotes)
+#   head_sum DEV              sha256 of DEV's first 4 KiB (O_DIRECT)
+#   dev_sum DEV               sha256 of all of DEV (O_DIRECT)
+#   no_dm NAME                fail if a dm device NAME exists
+#   track_dm NAME             remove dm device NAME at exit (tool-made)
+
+need_tool() {
+	command -v dmclone >/dev/null 2>&1 ||
+		skip "the dmclone tool is not in the guest image (scripts/mkinitramfs.sh installs it)"
+}
+
+tool() {
+	local e=$TEST_TMP/.tool-err
+	TOOL_RC=0
+	TOOL_OUT=$(dmclone "$@" 2>"$e") || TOOL_RC=$?
+	TOOL_ERR=$(cat "$e")
+	return 0
+}
+
+tool_ok() {
+	tool "$@"
+	[ "$TOOL_RC" = 0 ] || fail "dmclone $* exited $TOOL_RC: $TOOL_ERR"
+}
+
+tool_refuses() {
+	local rc=$1 re=$2
+	shift 2
+	tool "$@"
+	[ "$TOOL_RC" = "$rc" ] ||
+		fail "dmclone $*: expected exit $rc, got $TOOL_RC (stdout '$TOOL_OUT', stderr '$TOOL_ERR')"
+	[ -z "$TOOL_OUT" ] || fail "dmclone $*: printed on stdout while refusing: '$TOOL_OUT'"
+	[[ ${TOOL_ERR,,} =~ ${re,,} ]] ||
+		fail "dmclone $*: the error '$TOOL_ERR' does not match /$re/"
+	log "refused as expected: $(head -n 1 <<<"$TOOL_ERR")"
+}
+
+# A flat JSON object, strictly: {"key":value,...} with values a string
+# (no control characters), a number, true, false or null.
+_JSON_STR='"([^"\\[:cntrl:]]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+_JSON_NUM='-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?'
+_JSON_VAL="($_JSON_STR|$_JSON_NUM|true|false|null)"
+_JSON_OBJ="^\\{[[:space:]]*(${_JSON_STR}[[:space:]]*:[[:space:]]*${_JSON_VAL}[[:space:]]*,[[:space:]]*)*${_JSON_STR}[[:space:]]*:[[:space:]]*${_JSON_VAL}[[:space:]]*\\}\$"
+
+json_check() {
+	[[ $1 =~ $_JSON_OBJ ]] || fail "not a flat JSON object: '$1'"
+	local keys
+	keys=$(grep -o "\"[a-z_]*\":" <<<"$1" | sort)
+	[ "$(uniq -d <<<"$keys")" = "" ] || fail "a JSON key appears twice: $(uniq -d <<<"$keys")"
+}
+
+json_get() {
+	local v
+	v=$(grep -o "\"$2\":[[:space:]]*\\(\"[^\"]*\"\\|[^,}]*\\)" <<<"$1" | head -n 1) ||
+		fail "no key $2 in '$1'"
+	v=${v#*:}
+	v=${v#"${v%%[![:space:]]*}"}
+	v=${v#\"}
+	echo "${v%\"}"
+}
+
+head_sum() { dd if="$1" bs=4096 count=1 iflag=direct status=none | sha256sum | cut -d' ' -f1; }
+dev_sum() { dd if="$1" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1; }
+
+no_dm() {
+	if dmsetup info "$1" >/dev/null 2>&1; then
+		fail "a device $1 exists but should not: $(dmsetup table "$1" 2>&1)"
+	fi
+	return 0
+}
+
+# track_dm NAME: remove the dm device NAME (made by the tool) at exit, like
+# the devices of dm_create; dm_remove NAME removes it earlier.
+track_dm() { _dmc_register dm "$1"; }
