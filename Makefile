@@ -21,6 +21,47 @@ ifneq ($(PDATA_INC),)
 ccflags-y += -I$(PDATA_INC)
 endif
 
+# Feature probes (see dm-clone-probes.c): dm-clone-features.h, beside the
+# objects, defines CLONE_HAVE_<NAME> for each probe that compiles against
+# this kernel with this kernel's flags. It is regenerated only when the
+# kernel (release, tree, compiler) or the probes change, which its key
+# line records.
+CLONE_PROBES := QL_DISCARD_MISALIGNED CONST_BM_VALIDATOR DM_DEVT_FROM_PATH \
+		PENDING_HOLDERS
+ccflags-y += -I$(obj)
+clean-files += dm-clone-features.h .dm-clone-probes.log
+clone_probe_flags = $(filter-out -Wp$(comma)% -DKBUILD_MODNAME=% \
+			-D__KBUILD_MODNAME=% -DKBUILD_BASENAME=%,$(c_flags)) \
+		    -DKBUILD_MODNAME='"dm_clone_probe"' \
+		    -DKBUILD_BASENAME='"dm_clone_probe"' \
+		    -Werror=incompatible-pointer-types \
+		    -Werror=implicit-function-declaration
+clone_probe_key = $(KERNELRELEASE) $(abspath $(objtree)) \
+		  $(CONFIG_CC_VERSION_TEXT) $(CLONE_PROBES)
+
+$(obj)/dm-clone-target.o $(obj)/dm-clone-metadata.o: $(obj)/dm-clone-features.h
+
+$(obj)/dm-clone-features.h: $(src)/dm-clone-probes.c FORCE
+	$(Q)key=$$(echo '$(clone_probe_key)' | cksum | cut -d' ' -f1); \
+	if [ -f $@ ] && [ $@ -nt $< ] && grep -qx "/\* key: $$key \*/" $@; then \
+		exit 0; \
+	fi; \
+	echo "  PROBE   $@"; \
+	: >$(obj)/.dm-clone-probes.log; \
+	{ \
+		echo "/* Generated from dm-clone-probes.c by the Makefile: do not edit. */"; \
+		echo "/* key: $$key */"; \
+		for p in $(CLONE_PROBES); do \
+			echo "== $$p" >>$(obj)/.dm-clone-probes.log; \
+			if $(CC) $(clone_probe_flags) -DCLONE_PROBE_$$p \
+				-fsyntax-only $< >>$(obj)/.dm-clone-probes.log 2>&1; then \
+				echo "#define CLONE_HAVE_$$p 1"; \
+			else \
+				echo "/* CLONE_HAVE_$$p: no */"; \
+			fi; \
+		done; \
+	} >$@.tmp && mv $@.tmp $@
+
 else
 
 # Resolved by scripts/deps.sh from the installed Debian packages; each can
@@ -33,7 +74,7 @@ CHECKPATCH ?= $(patsubst CHECKPATCH=%,%,$(filter CHECKPATCH=%,$(DEPS_VARS)))
 SOURCES := dm-clone-target.c dm-clone-metadata.c dm-clone-metadata.h dm-clone-region.h dm-clone-compat.h
 
 .PHONY: all modules deps sparse checkpatch static unit check demo bench \
-	install clean help
+	install dkms clean help
 
 all: modules
 
@@ -71,9 +112,21 @@ demo: deps modules
 bench: deps modules
 	bench/run
 
+# The kernel release the headers in KDIR are for.
+KVER ?= $(shell sed -n 's/^\#define UTS_RELEASE "\(.*\)"/\1/p' $(KDIR)/include/generated/utsrelease.h 2>/dev/null)
+
+# Installs into updates/, which depmod ranks ahead of a dm-clone the
+# kernel may ship itself; refuses when the running kernel's own dm-clone
+# is loaded (scripts/install-check.sh names the collision).
 install: modules
-	$(MAKE) -C $(KDIR) M=$(CURDIR) PDATA_INC=$(PDATA_INC) modules_install
-	depmod -a $(notdir $(KDIR:/usr/src/linux-headers-%=%)) || true
+	scripts/install-check.sh $(KVER) dm-clone.ko
+	$(MAKE) -C $(KDIR) M=$(CURDIR) PDATA_INC=$(PDATA_INC) INSTALL_MOD_DIR=updates modules_install
+	depmod -a $(KVER)
+	install -D -m 755 scripts/dmclone $(DESTDIR)/usr/local/sbin/dmclone
+
+# Register the sources with DKMS so the module follows kernel updates.
+dkms: deps
+	PDATA_INC=$(PDATA_INC) scripts/dkms.sh
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
@@ -84,5 +137,7 @@ help:
 	@echo "make check    build, static checks, unit tests, guest test suite"
 	@echo "make demo     show a clone working end to end in a guest"
 	@echo "make bench    benchmarks (prints tables of ratios)"
+	@echo "make install  install dm-clone.ko (updates/) and the dmclone tool"
+	@echo "make dkms     register the module with DKMS"
 
 endif

@@ -2,25 +2,122 @@
 /*
  * dm-clone compatibility: the only place that knows about differences
  * between kernels and about block layer internals we depend on.
+ *
+ * Differences are told apart by the feature probes of dm-clone-probes.c
+ * (their results are in dm-clone-features.h, generated at build time) or
+ * by macros the kernel defines, never by version numbers: distributions
+ * backport interfaces into older kernels. Built and tested on 6.1, 6.12
+ * and 7.x.
  */
 
 #ifndef DM_CLONE_COMPAT_H
 #define DM_CLONE_COMPAT_H
 
 #include <linux/blkdev.h>
+#include <linux/device-mapper.h>
+#include <linux/kobject.h>
 #include <linux/lockdep.h>
 #include <linux/mutex.h>
+
+#include "dm-clone-features.h"
+
+/*
+ * Open modes for dm_get_device(): fmode_t up to 6.4, blk_mode_t (which
+ * came with BLK_OPEN_READ) since.
+ */
+#ifdef BLK_OPEN_READ
+#define clone_open_mode_t	blk_mode_t
+#define CLONE_OPEN_READ		BLK_OPEN_READ
+#define CLONE_OPEN_RW		(BLK_OPEN_READ | BLK_OPEN_WRITE)
+#else
+#define clone_open_mode_t	fmode_t
+#define CLONE_OPEN_READ		FMODE_READ
+#define CLONE_OPEN_RW		(FMODE_READ | FMODE_WRITE)
+#endif
+
+/* The persistent-data block validator's callbacks take it const lately. */
+#ifdef CLONE_HAVE_CONST_BM_VALIDATOR
+#define CLONE_BM_VALIDATOR_CONST	const
+#else
+#define CLONE_BM_VALIDATOR_CONST
+#endif
+
+/*
+ * clone_limits_clear_misaligned() - say the discard limits are aligned:
+ * queue_limits lost its discard_misaligned flag in 6.10.
+ */
+static inline void clone_limits_clear_misaligned(struct queue_limits *limits)
+{
+#ifdef CLONE_HAVE_QL_DISCARD_MISALIGNED
+	limits->discard_misaligned = 0;
+#endif
+}
+
+/*
+ * clone_path_is_disk() - true if @path, a device argument of a table line
+ * (a path or "major:minor"), names @disk's whole device. Resolves it the
+ * way dm_get_device() does. Blocks (path lookup); process context.
+ *
+ * A table naming its own device has to be told apart before
+ * dm_get_device(): 6.12 and later refuse it there with a bare -EINVAL,
+ * 6.1 opens it.
+ */
+static inline bool clone_path_is_disk(const char *path, struct gendisk *disk)
+{
+	dev_t dev;
+#ifdef CLONE_HAVE_DM_DEVT_FROM_PATH
+	if (dm_devt_from_path(path, &dev))
+		return false;
+#else
+	unsigned int major, minor;
+	char dummy;
+
+	if (sscanf(path, "%u:%u%c", &major, &minor, &dummy) == 2) {
+		dev = MKDEV(major, minor);
+		if (MAJOR(dev) != major || MINOR(dev) != minor)
+			return false;
+	} else {
+		dev = dm_get_dev_t(path);
+		if (!dev)
+			return false;
+	}
+#endif
+	return dev == disk_devt(disk);
+}
 
 /*
  * Holder links. Device-mapper selects BLOCK_HOLDER_DEPRECATED: every dm
  * disk lists the block devices its table holds on disk->slave_bdevs, as
- * entries private to block/holder.c whose leading fields are these (the
- * layout has not changed since the list was introduced in 5.16).
+ * entries private to block/holder.c. Their leading fields are a list head
+ * and then either the block device (6.1: the list is protected by the
+ * disk's open_mutex), or, since the rework that also removed
+ * bd_register_pending_holders() (6.12, 7.x), the device's "holders"
+ * kobject, a child of the device's struct device (the list is protected by
+ * a mutex private to block/holder.c).
  */
+#ifdef CLONE_HAVE_PENDING_HOLDERS
 struct clone_bd_holder_disk {
 	struct list_head list;
 	struct block_device *bdev;
 };
+
+static inline struct gendisk *
+clone_holder_disk(struct clone_bd_holder_disk *holder)
+{
+	return holder->bdev->bd_disk;
+}
+#else
+struct clone_bd_holder_disk {
+	struct list_head list;
+	struct kobject *holder_dir;
+};
+
+static inline struct gendisk *
+clone_holder_disk(struct clone_bd_holder_disk *holder)
+{
+	return dev_to_bdev(kobj_to_dev(holder->holder_dir->parent))->bd_disk;
+}
+#endif
 
 /* How deep a stack of devices we look through (also lockdep's limit). */
 #define CLONE_STACK_MAX_DEPTH	(MAX_LOCKDEP_SUBCLASSES - 1)
@@ -30,6 +127,11 @@ struct clone_bd_holder_disk {
  * devices @upper is stacked on, directly or through others. Takes the
  * open_mutex of each disk on the way down (nested, one level per
  * subclass); never @target's. Blocks; process context.
+ *
+ * Where the list's own mutex is private (see above), open_mutex does not
+ * keep it from changing: a table swapped on a device below at the same
+ * moment races with the walk. The devices walked from are held open by
+ * the table being loaded.
  */
 static inline bool clone_disk_is_below(struct gendisk *upper,
 				       struct gendisk *target,
@@ -46,7 +148,7 @@ static inline bool clone_disk_is_below(struct gendisk *upper,
 
 	mutex_lock_nested(&upper->open_mutex, depth + 1);
 	list_for_each_entry(holder, &upper->slave_bdevs, list) {
-		if (clone_disk_is_below(holder->bdev->bd_disk, target,
+		if (clone_disk_is_below(clone_holder_disk(holder), target,
 					depth + 1)) {
 			found = true;
 			break;

@@ -78,6 +78,7 @@
 #include "persistent-data/dm-space-map-common.h"
 #include "persistent-data/dm-transaction-manager.h"
 
+#include "dm-clone-compat.h"
 #include "dm-clone-metadata.h"
 
 #define DM_MSG_PREFIX "clone metadata"
@@ -145,8 +146,9 @@ struct dm_clone_metadata {
 
 /* ---- Superblock validator ---- */
 
-static void sb_prepare_for_write(struct dm_block_validator *v,
-				 struct dm_block *b, size_t block_size)
+static void
+sb_prepare_for_write(CLONE_BM_VALIDATOR_CONST struct dm_block_validator *v,
+		     struct dm_block *b, size_t block_size)
 {
 	struct clone_superblock_disk *sb = dm_block_data(b);
 
@@ -156,8 +158,8 @@ static void sb_prepare_for_write(struct dm_block_validator *v,
 					      SUPERBLOCK_CSUM_XOR));
 }
 
-static int sb_check(struct dm_block_validator *v, struct dm_block *b,
-		    size_t block_size)
+static int sb_check(CLONE_BM_VALIDATOR_CONST struct dm_block_validator *v,
+		    struct dm_block *b, size_t block_size)
 {
 	struct clone_superblock_disk *sb = dm_block_data(b);
 	__le32 csum;

@@ -42,8 +42,10 @@
  * hydrated on disk after the next commit. A background pass started by the
  * worker walks the bitmap and copies unhydrated regions in batches of up
  * to hydration_batch_size contiguous regions per kcopyd job, keeping at
- * most hydration_threshold regions in flight. A failed copy leaves its
- * region unhydrated; the next pass retries after a back-off.
+ * most hydration_threshold regions in flight. When a batch fails, its
+ * regions are copied again one by one, so that one unreadable region does
+ * not hold back its neighbours; a region whose own copy fails stays
+ * unhydrated, and the next pass retries it after a back-off.
  *
  * Discards. Only regions a discard covers completely are affected: they
  * are marked hydrated without copying (their content is the user's to
@@ -201,6 +203,7 @@ struct clone {
 	struct bio_list discards_done;		/* passed down, to mark */
 	struct bio_list deferred_flushes;	/* empty flushes to commit */
 	struct bio_list deferred_completions;	/* FUA writes to commit */
+	struct list_head failed_batches;	/* to retry region by region */
 	struct hlist_head *hash;		/* hydrations in flight */
 	unsigned long nr_hashed;
 
@@ -231,6 +234,7 @@ struct clone_hydration {
 	unsigned long region_nr;
 	struct hlist_node h;
 	struct list_head batch;
+	struct list_head retry;		/* on failed_batches */
 	struct bio_list waiting;	/* bios waiting for this region */
 	bool overwrite;			/* hydrated by a whole-region write */
 };
@@ -454,6 +458,7 @@ static struct clone_hydration *alloc_hydration(struct clone *clone,
 	hd->region_nr = region;
 	INIT_HLIST_NODE(&hd->h);
 	INIT_LIST_HEAD(&hd->batch);
+	INIT_LIST_HEAD(&hd->retry);
 	bio_list_init(&hd->waiting);
 	hd->overwrite = false;
 	return hd;
@@ -511,6 +516,19 @@ static void copy_complete(int read_err, unsigned long write_err, void *context)
 	struct clone_hydration *leader = context;
 	struct clone *clone = leader->clone;
 	blk_status_t status = BLK_STS_OK;
+	unsigned long flags;
+
+	/*
+	 * A batch that failed may hold good regions beside a bad one: the
+	 * worker copies its regions again one by one.
+	 */
+	if ((read_err || write_err) && !list_empty(&leader->batch)) {
+		spin_lock_irqsave(&clone->lock, flags);
+		list_add_tail(&leader->retry, &clone->failed_batches);
+		spin_unlock_irqrestore(&clone->lock, flags);
+		wake_worker(clone);
+		return;
+	}
 
 	if (read_err || write_err) {
 		atomic_inc(&clone->copy_errors);
@@ -781,6 +799,28 @@ static void process_discard(struct clone *clone, struct bio *bio)
 
 /* ---- Worker ---- */
 
+/* Copy the regions of failed batches again, each on its own. */
+static void process_failed_batches(struct clone *clone)
+{
+	struct clone_hydration *leader, *hd, *tmp;
+	LIST_HEAD(batches);
+
+	spin_lock_irq(&clone->lock);
+	list_splice_init(&clone->failed_batches, &batches);
+	spin_unlock_irq(&clone->lock);
+
+	list_for_each_entry_safe(leader, tmp, &batches, retry) {
+		struct clone_hydration *next;
+
+		list_del_init(&leader->retry);
+		list_for_each_entry_safe(hd, next, &leader->batch, batch) {
+			list_del_init(&hd->batch);
+			start_copy(clone, hd, 1);
+		}
+		start_copy(clone, leader, 1);
+	}
+}
+
 static void process_deferred_bios(struct clone *clone)
 {
 	struct bio_list bios;
@@ -867,6 +907,7 @@ static void do_worker(struct work_struct *ws)
 {
 	struct clone *clone = container_of(ws, struct clone, worker);
 
+	process_failed_batches(clone);
 	process_deferred_bios(clone);
 	process_discards(clone);
 	process_flushes(clone);
@@ -1192,7 +1233,7 @@ static void clone_io_hints(struct dm_target *ti, struct queue_limits *limits)
 	 */
 	limits->discard_granularity = clone->region_size << SECTOR_SHIFT;
 	limits->discard_alignment = 0;
-	limits->discard_misaligned = 0;
+	clone_limits_clear_misaligned(limits);
 	if (test_bit(CLONE_DISCARD_PASSDOWN, &clone->flags)) {
 		limits->max_discard_sectors = dest->max_discard_sectors;
 		limits->max_hw_discard_sectors = dest->max_hw_discard_sectors;
@@ -1336,19 +1377,32 @@ static void free_table_args(struct clone *clone)
 	kfree(clone->table_args);
 }
 
+static const char err_self[] =
+	"A clone cannot use itself, or a device stacked on it, as a device";
+
+static struct gendisk *self_disk(struct clone *clone)
+{
+	return dm_disk(dm_table_get_md(clone->ti->table));
+}
+
 /* Refuse a device that is the clone itself or is stacked on it. */
 static bool is_self(struct clone *clone, struct dm_dev *dev)
 {
-	struct gendisk *self = dm_disk(dm_table_get_md(clone->ti->table));
-
-	return clone_disk_is_below(dev->bdev->bd_disk, self, 0);
+	return clone_disk_is_below(dev->bdev->bd_disk, self_disk(clone), 0);
 }
 
-static int open_device(struct clone *clone, const char *path, fmode_t mode,
-		       struct dm_dev **dev, const char *err_open)
+static int open_device(struct clone *clone, const char *path,
+		       clone_open_mode_t mode, struct dm_dev **dev,
+		       const char *err_open)
 {
 	struct dm_target *ti = clone->ti;
 	int r;
+
+	/* Before dm_get_device(): newer kernels refuse it there, unsaid. */
+	if (clone_path_is_disk(path, self_disk(clone))) {
+		ti->error = (char *)err_self;
+		return -EINVAL;
+	}
 
 	r = dm_get_device(ti, path, mode, dev);
 	if (r) {
@@ -1359,7 +1413,7 @@ static int open_device(struct clone *clone, const char *path, fmode_t mode,
 	if (is_self(clone, *dev)) {
 		dm_put_device(ti, *dev);
 		*dev = NULL;
-		ti->error = "A clone cannot use itself, or a device stacked on it, as a device";
+		ti->error = (char *)err_self;
 		return -EINVAL;
 	}
 
@@ -1385,7 +1439,7 @@ static int parse_devices_and_region(struct clone *clone, char **argv)
 	u64 region_size, nr_regions;
 	int r;
 
-	r = open_device(clone, argv[0], FMODE_READ | FMODE_WRITE,
+	r = open_device(clone, argv[0], CLONE_OPEN_RW,
 			&clone->metadata_dev, "Error opening metadata device");
 	if (r)
 		return r;
@@ -1394,7 +1448,7 @@ static int parse_devices_and_region(struct clone *clone, char **argv)
 		DMWARN("metadata device %pg is larger than %llu sectors: using only the first part",
 		       clone->metadata_dev->bdev, DM_CLONE_METADATA_MAX_SECTORS);
 
-	r = open_device(clone, argv[1], FMODE_READ | FMODE_WRITE,
+	r = open_device(clone, argv[1], CLONE_OPEN_RW,
 			&clone->dest_dev, "Error opening destination device");
 	if (r)
 		return r;
@@ -1403,7 +1457,7 @@ static int parse_devices_and_region(struct clone *clone, char **argv)
 		return -EINVAL;
 	}
 
-	r = open_device(clone, argv[2], FMODE_READ, &clone->source_dev,
+	r = open_device(clone, argv[2], CLONE_OPEN_READ, &clone->source_dev,
 			"Error opening source device");
 	if (r)
 		return r;
@@ -1559,6 +1613,7 @@ static int clone_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	bio_list_init(&clone->discards_done);
 	bio_list_init(&clone->deferred_flushes);
 	bio_list_init(&clone->deferred_completions);
+	INIT_LIST_HEAD(&clone->failed_batches);
 	atomic_set(&clone->in_flight, 0);
 	atomic_set(&clone->copy_errors, 0);
 	atomic_set(&clone->pass_errors, 0);
