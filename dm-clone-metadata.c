@@ -472,14 +472,18 @@ static int __write_superblock(struct dm_clone_metadata *cmd)
 
 static int __format_metadata(struct dm_clone_metadata *cmd)
 {
+	struct dm_transaction_manager *tm;
+	struct dm_space_map *sm;
 	int r;
 
-	r = dm_tm_create_with_sm(cmd->bm, SUPERBLOCK_LOCATION, &cmd->tm,
-				 &cmd->sm);
+	/* On failure tm and sm are freed already: keep them out of cmd. */
+	r = dm_tm_create_with_sm(cmd->bm, SUPERBLOCK_LOCATION, &tm, &sm);
 	if (r) {
 		DMERR("cannot create the transaction manager: error %d", r);
 		return r;
 	}
+	cmd->tm = tm;
+	cmd->sm = sm;
 
 	dm_disk_bitset_init(cmd->tm, &cmd->bitset_info);
 	r = dm_bitset_empty(&cmd->bitset_info, &cmd->bitset_root);
@@ -531,6 +535,8 @@ static int check_sm_root(struct dm_clone_metadata *cmd,
 static int __open_metadata(struct dm_clone_metadata *cmd, const char **error)
 {
 	struct clone_superblock_disk *sb;
+	struct dm_transaction_manager *tm;
+	struct dm_space_map *sm;
 	struct dm_block *sblock;
 	int r;
 
@@ -566,15 +572,17 @@ static int __open_metadata(struct dm_clone_metadata *cmd, const char **error)
 		goto out_unlock;
 	}
 
+	/* On failure tm and sm are freed already: keep them out of cmd. */
 	r = dm_tm_open_with_sm(cmd->bm, SUPERBLOCK_LOCATION,
 			       sb->metadata_space_map_root,
-			       sizeof(sb->metadata_space_map_root),
-			       &cmd->tm, &cmd->sm);
+			       sizeof(sb->metadata_space_map_root), &tm, &sm);
 	if (r) {
 		DMERR("cannot open the metadata space map: error %d", r);
 		*error = "Metadata space map is corrupt";
 		goto out_unlock;
 	}
+	cmd->tm = tm;
+	cmd->sm = sm;
 
 	dm_disk_bitset_init(cmd->tm, &cmd->bitset_info);
 	cmd->bitset_root = le64_to_cpu(sb->bitset_root);
