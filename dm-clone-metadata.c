@@ -643,13 +643,27 @@ bad:
 	return r;
 }
 
+/*
+ * The smallest metadata device that holds the bitset of @nr_regions and can
+ * still commit: a commit may shadow every array block once, plus the
+ * btree, space map and superblock.
+ */
+static u64 min_metadata_blocks(u64 nr_regions)
+{
+	u64 array_blocks = DIV_ROUND_UP(DIV_ROUND_UP(nr_regions,
+						     BITS_PER_DISK_WORD),
+					DISK_WORDS_PER_ARRAY_BLOCK);
+
+	return 2 * array_blocks + array_blocks / 32 + 2 * COMMIT_SLACK_BLOCKS;
+}
+
 struct dm_clone_metadata *dm_clone_metadata_open(struct block_device *bdev,
 						 sector_t target_size,
 						 sector_t region_size,
 						 const char **error)
 {
 	struct dm_clone_metadata *cmd;
-	u64 nr_regions;
+	u64 nr_regions, dev_blocks;
 	int r;
 
 	BUILD_BUG_ON(sizeof(struct clone_superblock_disk) != 196);
@@ -659,6 +673,16 @@ struct dm_clone_metadata *dm_clone_metadata_open(struct block_device *bdev,
 	if (!nr_regions || nr_regions > (1ULL << 31)) {
 		*error = "Invalid number of regions";
 		return ERR_PTR(-EINVAL);
+	}
+
+	dev_blocks = min_t(u64, bdev_nr_sectors(bdev),
+			   DM_CLONE_METADATA_MAX_SECTORS) /
+		     DM_CLONE_METADATA_BLOCK_SIZE;
+	if (dev_blocks < min_metadata_blocks(nr_regions)) {
+		DMERR("metadata device too small: %llu regions need at least %llu KiB",
+		      nr_regions, min_metadata_blocks(nr_regions) * 4);
+		*error = "Metadata device is too small for the number of regions";
+		return ERR_PTR(-ENOSPC);
 	}
 
 	cmd = kzalloc(sizeof(*cmd), GFP_KERNEL);
