@@ -86,7 +86,9 @@ dest2=$(mkdev dest2 16)
 meta2=$(mkdev meta2 4)
 fill_pattern "$dest2" 9
 dm_create vslowsrc "$(delay_table "$src" 500)"
-clone_create c2 "$meta2" "$dest2" /dev/mapper/vslowsrc $rs
+# 8 single-region copies of 500 ms at a time: copies stay in flight for
+# about a minute, so the check below cannot miss them however slow the host.
+clone_create c2 "$meta2" "$dest2" /dev/mapper/vslowsrc $rs 0 4 hydration_threshold 8 hydration_batch_size 1
 in_flight() { [ "$(clone_hydrating c2)" -gt 0 ]; }
 wait_for 10 in_flight || fail "no copies in flight: $(clone_status c2)"
 log "removing with $(clone_hydrating c2) regions in flight"
