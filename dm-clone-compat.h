@@ -18,8 +18,16 @@
 #include <linux/kobject.h>
 #include <linux/lockdep.h>
 #include <linux/mutex.h>
+#include <linux/workqueue.h>
 
+#ifdef DM_CLONE_FEATURES
 #include "dm-clone-features.h"
+#else
+/* In a kernel tree (no probes there): the current interfaces. */
+#define CLONE_HAVE_CONST_BM_VALIDATOR	1
+#define CLONE_HAVE_DM_DEVT_FROM_PATH	1
+#define CLONE_HAVE_WQ_PERCPU		1
+#endif
 
 /*
  * Open modes for dm_get_device(): fmode_t up to 6.4, blk_mode_t (which
@@ -43,8 +51,18 @@
 #endif
 
 /*
+ * Workqueues are per-CPU unless WQ_UNBOUND; newer kernels want that said
+ * with WQ_PERCPU (alloc_workqueue() warns otherwise).
+ */
+#ifdef CLONE_HAVE_WQ_PERCPU
+#define CLONE_WQ_PERCPU		WQ_PERCPU
+#else
+#define CLONE_WQ_PERCPU		0
+#endif
+
+/*
  * clone_limits_clear_misaligned() - say the discard limits are aligned:
- * queue_limits lost its discard_misaligned flag in 6.10.
+ * queue_limits has lost its discard_misaligned flag (6.12 has none).
  */
 static inline void clone_limits_clear_misaligned(struct queue_limits *limits)
 {

@@ -18,7 +18,7 @@
 
 #if defined(CLONE_PROBE_QL_DISCARD_MISALIGNED)
 
-/* struct queue_limits still has discard_misaligned (gone in 6.10). */
+/* struct queue_limits still has discard_misaligned (6.1 does, 6.12 not). */
 static void __maybe_unused probe(struct queue_limits *limits)
 {
 	limits->discard_misaligned = 0;
@@ -28,7 +28,7 @@ static void __maybe_unused probe(struct queue_limits *limits)
 
 #include "persistent-data/dm-block-manager.h"
 
-/* The block validator's callbacks take a const validator (6.9 on). */
+/* The block validator's callbacks take a const validator (6.12 on). */
 static void probe_prepare(const struct dm_block_validator *v,
 			  struct dm_block *b, size_t block_size)
 {
@@ -40,7 +40,7 @@ static struct dm_block_validator probe __maybe_unused = {
 
 #elif defined(CLONE_PROBE_DM_DEVT_FROM_PATH)
 
-/* dm_devt_from_path() replaced dm_get_dev_t() (6.6 on). */
+/* dm_devt_from_path() replaced dm_get_dev_t() (6.12 has it, 6.1 not). */
 static int __maybe_unused probe(const char *path, dev_t *dev)
 {
 	return dm_devt_from_path(path, dev);
@@ -51,12 +51,25 @@ static int __maybe_unused probe(const char *path, dev_t *dev)
 /*
  * bd_register_pending_holders() exists: the holder list entries of
  * block/holder.c still point at the block device, under the disk's
- * open_mutex. It went away (6.2) with the rework that made them point at
- * the device's "holders" kobject, under a private global mutex.
+ * open_mutex (6.1). It went away with the rework that made them point at
+ * the device's "holders" kobject, under a private global mutex (6.12).
  */
 static int __maybe_unused probe(struct gendisk *disk)
 {
 	return bd_register_pending_holders(disk);
+}
+
+#elif defined(CLONE_PROBE_WQ_PERCPU)
+
+#include <linux/workqueue.h>
+
+/*
+ * WQ_PERCPU exists (an enum constant): workqueues are to say whether they
+ * are per-CPU or unbound, and alloc_workqueue() warns when neither is said.
+ */
+static unsigned int __maybe_unused probe(void)
+{
+	return WQ_PERCPU;
 }
 
 #endif

@@ -1104,11 +1104,25 @@ static void clone_status(struct dm_target *ti, status_type_t type,
 	}
 }
 
+/* "<tunable> <value>": a decimal unsigned 32-bit value, else nothing changes. */
+static int set_tunable(struct clone *clone, char **argv, unsigned int *tunable)
+{
+	u32 value;
+
+	if (!clone_parse_uint(argv[1], &value)) {
+		DMERR("%s: invalid %s '%s'", clone_device_name(clone), argv[0],
+		      argv[1]);
+		return -EINVAL;
+	}
+	WRITE_ONCE(*tunable, value);
+	wake_worker(clone);
+	return 0;
+}
+
 static int clone_message(struct dm_target *ti, unsigned int argc, char **argv,
 			 char *result, unsigned int maxlen)
 {
 	struct clone *clone = ti->private;
-	u32 value;
 
 	if (argc == 1 && !strcasecmp(argv[0], "enable_hydration")) {
 		set_bit(CLONE_HYDRATION_ENABLED, &clone->flags);
@@ -1121,27 +1135,11 @@ static int clone_message(struct dm_target *ti, unsigned int argc, char **argv,
 		return 0;
 	}
 
-	if (argc == 2 && !strcasecmp(argv[0], "hydration_threshold")) {
-		if (!clone_parse_uint(argv[1], &value)) {
-			DMERR("%s: invalid hydration_threshold '%s'",
-			      clone_device_name(clone), argv[1]);
-			return -EINVAL;
-		}
-		WRITE_ONCE(clone->hydration_threshold, value);
-		wake_worker(clone);
-		return 0;
-	}
+	if (argc == 2 && !strcasecmp(argv[0], "hydration_threshold"))
+		return set_tunable(clone, argv, &clone->hydration_threshold);
 
-	if (argc == 2 && !strcasecmp(argv[0], "hydration_batch_size")) {
-		if (!clone_parse_uint(argv[1], &value)) {
-			DMERR("%s: invalid hydration_batch_size '%s'",
-			      clone_device_name(clone), argv[1]);
-			return -EINVAL;
-		}
-		WRITE_ONCE(clone->hydration_batch_size, value);
-		wake_worker(clone);
-		return 0;
-	}
+	if (argc == 2 && !strcasecmp(argv[0], "hydration_batch_size"))
+		return set_tunable(clone, argv, &clone->hydration_batch_size);
 
 	DMERR("%s: unsupported message '%s' with %u argument(s)",
 	      clone_device_name(clone), argc ? argv[0] : "", argc ? argc - 1 : 0);
@@ -1531,7 +1529,8 @@ static int create_runtime(struct clone *clone)
 		return r;
 	}
 
-	clone->wq = alloc_workqueue("dm-" DM_MSG_PREFIX, WQ_MEM_RECLAIM, 0);
+	clone->wq = alloc_workqueue("dm-" DM_MSG_PREFIX,
+				    WQ_MEM_RECLAIM | CLONE_WQ_PERCPU, 0);
 	if (!clone->wq) {
 		ti->error = "Cannot allocate the workqueue";
 		return -ENOMEM;
