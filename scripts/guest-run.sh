@@ -6,15 +6,19 @@
 #
 #   scripts/guest-run.sh [options] -- SCRIPT [ARGS...]
 #
+#   --kernel SEL      boot that kernel: 6.1 (default), 6.12 or 7 (see
+#                     scripts/kernels.sh; also DMCLONE_KERNEL)
 #   --timeout S       cut the guest off after S seconds (default 600)
 #   --mem M           guest memory in MiB (default 3072)
 #   --smp N           virtual CPUs (default 2)
 #   --payload DIR     copy DIR into the guest as /payload/$(basename DIR)
 #                     (repeatable)
 #   --module KO       add a kernel module to the guest's module tree
-#                     (repeatable); by default the repository's dm-clone.ko
-#                     is added when it has been built
-#   --no-module       do not add the repository's dm-clone.ko
+#                     (repeatable); by default the dm-clone.ko built for
+#                     the guest's kernel is added when it has been built
+#                     (the repository's for 6.1, out/build/KVER/ for the
+#                     others: scripts/build-module.sh)
+#   --no-module       do not add that dm-clone.ko
 #   --env NAME=VALUE  set NAME in the script's environment (repeatable)
 #   --append ARGS     extra kernel command line arguments
 #   --hung-task S     kernel.hung_task_timeout_secs in the guest (default 30)
@@ -45,6 +49,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
+. "$here/kernels.sh"
 
 usage() { sed -n '4,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit "${1:-2}"; }
 
@@ -53,6 +58,7 @@ default_module=1
 payloads=() modules=() envs=()
 while [ $# -gt 0 ]; do
 	case "$1" in
+	--kernel) export DMCLONE_KERNEL=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
 	--smp) smp=$2; shift 2 ;;
@@ -114,8 +120,9 @@ if [ -n "$script_real" ] && [ -z "$guest_script" ]; then
 	guest_script=/payload/bin/$(basename "$script_real")
 fi
 
-if [ $default_module = 1 ] && [ -f "$DMCLONE_ROOT/dm-clone.ko" ]; then
-	modules=("$DMCLONE_ROOT/dm-clone.ko" ${modules[@]+"${modules[@]}"})
+own_module=$(kernel_module_path "$KVER")
+if [ $default_module = 1 ] && [ -f "$own_module" ]; then
+	modules=("$own_module" ${modules[@]+"${modules[@]}"})
 fi
 for m in ${modules[@]+"${modules[@]}"}; do
 	[ -f "$m" ] || die "no module $m"

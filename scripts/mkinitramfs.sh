@@ -3,7 +3,10 @@
 #
 # Build the base initramfs of the test guest and print its path.
 #
-#   scripts/mkinitramfs.sh [KVER]
+#   scripts/mkinitramfs.sh [--kernel SEL] [KVER]
+#
+# KVER (or SEL, or DMCLONE_KERNEL: see scripts/guest-kernel.sh, which
+# fetches the kernel) selects the guest kernel; each kernel has its image.
 #
 # The image (newc cpio, zstd) holds everything the tests need that does not
 # change from run to run:
@@ -13,8 +16,14 @@
 #     kmod, each with the shared libraries ldd finds;
 #   * dmclone-pattern (tests/lib/pattern.c, built static here);
 #   * the guest kernel's modules the tests use, with their dependencies as
-#     resolved by `modprobe --show-depends` (see MODULES below), and a
-#     modules.dep made by depmod;
+#     resolved by `modprobe --show-depends` against that kernel's module
+#     tree (see MODULES below), and a modules.dep made by depmod;
+#   * when the kernel ships its own dm-clone (sid's 7.x does), that module
+#     as the interchange tests' peer, at /usr/lib/dmclone-peer/dm-clone.ko:
+#     outside the module tree, so `modprobe dm-clone` always loads ours
+#     (the runner puts it in updates/) and the peer only loads by insmod,
+#     after its dependencies (which are in the tree). /etc/dmclone-image
+#     names it on a line "peer: PATH";
 #   * /init (below): mounts /proc /sys /dev /tmp /run debugfs, then runs
 #     the per-run payload (see scripts/guest-run.sh) with its output on the
 #     second serial port, reports its exit status, and powers off.
@@ -29,9 +38,15 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
 
-case "${1:-}" in
--h|--help) sed -n '4,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
-esac
+kver=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-h|--help) sed -n '4,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
+	--kernel) export DMCLONE_KERNEL=$2; shift 2 ;;
+	-*) die "mkinitramfs.sh: unknown option $1" ;;
+	*) kver=$1; shift ;;
+	esac
+done
 
 # Debian packages the image is made from.
 PACKAGES="busybox-static bash dmsetup fio e2fsprogs xfsprogs util-linux mount
@@ -65,10 +80,9 @@ MODULES_OPTIONAL="dm-bio-prison dm-delay dm-flakey dm-log-writes dm-zero
 	dm-dust dm-ebs dm-thin-pool dm-snapshot brd null_blk configfs xfs ext4
 	libcrc32c crc32c-intel crc32c_generic virtio_pci virtio_blk scsi_debug"
 
-kver=${1:-$(guest_kver)}
-[ -n "$kver" ] || die "cannot resolve the guest kernel release"
 apt_install $PACKAGES $EXTRA_PACKAGES
-eval "$("$here/guest-kernel.sh" "$kver")"	# KVER VMLINUZ MODROOT MODDIR
+eval "$("$here/guest-kernel.sh" ${kver:+"$kver"})"	# KVER VMLINUZ MODROOT MODDIR
+kver=$KVER
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
 pattern_c=$DMCLONE_ROOT/tests/lib/pattern.c
@@ -187,6 +201,27 @@ add_module() {	# add_module NAME REQUIRED
 }
 for m in $MODULES_REQUIRED; do add_module "$m" required; done
 for m in $MODULES_OPTIONAL $EXTRA_MODULES; do add_module "$m" optional; done
+
+# The kernel's own dm-clone (the interchange tests' peer): its dependencies
+# into the tree, itself beside it.
+peer=/usr/lib/dmclone-peer/dm-clone.ko
+if deps=$(modprobe -d "$MODROOT" -S "$kver" --show-depends dm-clone 2>/dev/null) &&
+	grep -q '^insmod .*/dm-clone\.ko' <<<"$deps"; then
+	while read -r line; do
+		case "$line" in insmod\ *) ;; *) continue ;; esac
+		path=${line#insmod }
+		path=${path%% *}
+		if [ "$(basename "$path")" = dm-clone.ko ]; then
+			install -D -m 644 "$path" "$root$peer"
+		else
+			mkdir -p "$mdest/$(dirname "${path#"$MODDIR"/}")"
+			cp "$path" "$mdest/${path#"$MODDIR"/}"
+		fi
+	done <<<"$deps"
+	have+=" dm-clone(peer)"
+else
+	peer=""
+fi
 for f in modules.order modules.builtin modules.builtin.modinfo; do
 	[ -f "$MODDIR/$f" ] && cp "$MODDIR/$f" "$mdest/"
 done
@@ -197,6 +232,7 @@ depmod -b "$root" "$kver"
 	echo "modules:$have"
 	echo "builtin:$builtin"
 	echo "missing:$missing"
+	[ -z "$peer" ] || echo "peer: $peer"
 } >"$root/etc/dmclone-image"
 
 cat >"$root/init" <<'EOF'

@@ -1,0 +1,48 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# The guest suite on every supported kernel, one after the other (`make
+# check-all` runs it after the static checks and unit tests).
+#
+#   scripts/check-all.sh [TEST...]
+#
+# Runs `tests/run --kernel K [TEST...]` for K in 6.1, 6.12 and 7 (see
+# scripts/kernels.sh), goes on after a failure, and ends with one line per
+# kernel (its release, the suite's result line and the time it took) and
+# the total "N passed, N failed, N skipped". Exit status 1 if any kernel
+# failed (a failed test, or a build that failed).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/common.sh"
+. "$here/kernels.sh"
+
+case "${1:-}" in
+-h|--help) sed -n '4,/^set -u/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
+esac
+
+rc=0 passed=0 failed=0 skipped=0 lines=()
+mkdir -p "$DMCLONE_OUT"
+for k in $ALL_KERNELS; do
+	echo "# make check-all: kernel $k"
+	log=$DMCLONE_OUT/check-all-$k.log
+	start=$SECONDS
+	"$DMCLONE_ROOT/tests/run" --kernel "$k" "$@" 2>&1 | tee "$log"
+	krc=${PIPESTATUS[0]}
+	took=$((SECONDS - start))
+	kver=$(sed -n 's/^>> guest: kernel \([^,]*\),.*/\1/p' "$log" | tail -n 1)
+	result=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	if [ -n "$result" ]; then
+		read -r p _ f _ s _ <<<"${result//,/}"
+		passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + ${s:-0}))
+	else
+		result="no result (see $log)"
+		failed=$((failed + 1))
+	fi
+	[ "$krc" = 0 ] || rc=1
+	lines+=("$(printf '# %-5s %-28s %s (%d s)' "$k" "${kver:-?}" "$result" "$took")")
+done
+
+echo "# make check-all: per kernel"
+printf '%s\n' "${lines[@]}"
+echo "$passed passed, $failed failed, $skipped skipped"
+exit $rc
