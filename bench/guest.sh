@@ -1,0 +1,614 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# The in-guest half of bench/run: measures the scenarios and prints raw
+# figures; bench/run (on the host) aggregates them into the table.
+#
+#   guest.sh [--size MiB] [--region SECTORS] [--reps N] [--only LIST]
+#            [--delay MS] [--fio-secs S] [--cap S] [--qd N] [--interval MS]
+#            [--ft-ios N] [--mem-tib N] [--done-gib N] [--plot 0|1]
+#
+# Hydrations are timed from the resume (or the enable_hydration message)
+# to the dm event the target raises when the last region is hydrated:
+# nothing polls the status meanwhile. Progress curves for the plot come
+# from extra runs (--plot 1) that poll every --interval ms.
+#
+# Output protocol (stdout; every other line is a progress message):
+#   @@ROW id<TAB>scenario<TAB>unit<TAB>limit<TAB>op<TAB>target
+#         a table row: "op target" is the condition on ours/limit
+#         (">= 0.90", "<= 1.00"), or "-" for a figure without target
+#   @@R id rep ours limit      one measurement (limit "-" if none)
+#   @@N id text                a note on a row (capped run, method)
+#   @@P series t_seconds percent_hydrated     hydration progress (plot)
+#   @@I key value              description of the guest and the run
+#   @@DMCLONE-DEADLINE N       for scripts/guest-run.sh (dead guest)
+set -o pipefail
+export DM_DISABLE_UDEV=1 LC_ALL=C
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+here=$(cd "$(dirname "$0")" && pwd)
+SAMPLE=$here/dmc-sample
+
+SIZE=1024 REGION=8 REPS=1 ONLY="1 2 3 4 5 6 7" DELAY=10 FIO_SECS=10 CAP=120
+QD=16 INTERVAL=100 FT_IOS=2000 MEM_TIB=4 DONE_GIB=256 PLOT=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--size) SIZE=$2 ;;
+	--region) REGION=$2 ;;
+	--reps) REPS=$2 ;;
+	--only) ONLY=$2 ;;
+	--delay) DELAY=$2 ;;
+	--fio-secs) FIO_SECS=$2 ;;
+	--cap) CAP=$2 ;;
+	--qd) QD=$2 ;;
+	--interval) INTERVAL=$2 ;;
+	--ft-ios) FT_IOS=$2 ;;
+	--mem-tib) MEM_TIB=$2 ;;
+	--done-gib) DONE_GIB=$2 ;;
+	--plot) PLOT=$2 ;;
+	*) echo "guest.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+	shift 2
+done
+ONLY=${ONLY//,/ }
+
+ST=/tmp/bench			# scratch: sampler outputs, per-rep figures
+rm -rf "$ST"
+mkdir -p "$ST"
+T_START=$SECONDS
+RBYTES=$((REGION * 512))
+
+log() { printf '[%4ds] %s\n' $((SECONDS - T_START)) "$*"; }
+deadline() { echo "@@DMCLONE-DEADLINE $1"; }
+row() { printf '@@ROW %s\t%s\t%s\t%s\t%s\t%s\n' "$@"; }
+res() { echo "@@R $1 $2 $3 $4"; }
+note() { echo "@@N $1 $2"; }
+info() { echo "@@I $1 $2"; }
+want() { [[ " $ONLY " == *" $1 "* ]]; }
+# calc EXPR: floating point arithmetic (awk), printed with up to 6 digits.
+calc() { awk "BEGIN { v = $1; printf \"%.6g\n\", v }"; }
+
+# ------------------------------------------------------------ devices
+
+SRC=/dev/ram0 DST=/dev/ram1 META="" SECTORS=0
+# Every dm device created here, removed in reverse order by cleanup.
+DEVS=()
+dm_up() {	# dm_up NAME TABLE: create and resume
+	dmsetup create "$1" --table "$2" || { log "dmsetup create $1 failed: $2"; return 1; }
+	DEVS+=("$1")
+}
+dm_load() {	# dm_load NAME TABLE: create with the table loaded, not resumed
+	dmsetup create "$1" --notable && dmsetup load "$1" --table "$2" ||
+		{ log "dmsetup load $1 failed: $2"; return 1; }
+	DEVS+=("$1")
+}
+dm_rm() {
+	local n
+	for n in "$@"; do
+		dmsetup remove --retry "$n" >/dev/null 2>&1 || dmsetup remove --force "$n" >/dev/null 2>&1
+	done
+}
+cleanup_devs() {
+	local i
+	for ((i = ${#DEVS[@]} - 1; i >= 0; i--)); do
+		dmsetup info "${DEVS[i]}" >/dev/null 2>&1 && dm_rm "${DEVS[i]}"
+	done
+	DEVS=()
+}
+# The sysfs stat file of a dm device.
+statfile() { echo "/sys/block/dm-$(dmsetup info -c --noheadings -o minor "$1" | tr -d " ")/stat"; }
+# Fresh metadata: zero its first block, the next clone formats it.
+new_meta() { dd if=/dev/zero of="$META" bs=4k count=1 oflag=direct status=none; }
+# clone_line SRCDEV [WORDS]: a table line over the whole device.
+clone_line() { echo "0 $SECTORS clone $META $DST $1 $REGION${2:+ $2}"; }
+
+# Slab + VmallocUsed in KiB, after dropping the caches (dentries and
+# inodes, dm-bufio's clean buffers) and the empty slabs of every cache, to
+# lower the noise.
+kmem_kb() {
+	local f
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	for f in /sys/kernel/slab/*/shrink; do echo 1 >"$f"; done 2>/dev/null
+	sleep 1
+	awk '/^Slab:/ { s = $2 } /^VmallocUsed:/ { v = $2 } END { print s + v }' /proc/meminfo
+}
+
+# ------------------------------------------------------------ fio
+
+# fio_terse ARGS...: run fio, print its terse (version 3) line.
+# Fields: 7 read KiB/s, 8 read IOPS, 18-37 read clat percentiles (us),
+# 48 write KiB/s, 49 write IOPS, 59-78 write clat percentiles.
+fio_terse() {
+	fio --output-format=terse --terse-version=3 --percentile_list=50:99:99.9 \
+		--ioengine=libaio --direct=1 --randrepeat=0 "$@" 2>"$ST/fio.err" | grep '^3;' | tail -n 1
+}
+ffield() { cut -d';' -f"$1" <<<"$2"; }
+# fpct r|w PCT LINE: a clat percentile (us) of a terse line.
+fpct() {
+	awk -F';' -v s="$([ "$1" = r ] && echo 18 || echo 59)" -v p="$2" '{
+		for (i = s; i < s + 20; i++) { split($i, a, "="); if (a[1] != "" && a[1] + 0 == p + 0) { print a[2]; exit } } }' <<<"$3"
+}
+# fio_bg DEV RW: start a steady 4 KiB load on DEV in the background (pid in FIO_PID).
+fio_bg() {
+	fio --name=load --filename="$1" --rw="$2" --bs=4k --iodepth="$QD" \
+		--ioengine=libaio --direct=1 --time_based --runtime=3600 \
+		--norandommap --randrepeat=0 --output-format=terse >/dev/null 2>&1 &
+	FIO_PID=$!
+}
+fio_stop() {
+	[ -n "${FIO_PID:-}" ] || return 0
+	local i st
+	kill -TERM "$FIO_PID" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		# Gone, or a zombie waiting for us.
+		read -r _ _ st _ 2>/dev/null <"/proc/$FIO_PID/stat" || break
+		[ "$st" = Z ] && break
+		sleep 0.1
+	done
+	kill -KILL "$FIO_PID" 2>/dev/null
+	wait "$FIO_PID" 2>/dev/null
+	FIO_PID=""
+}
+# wait_io NAME: until I/O completes on dm device NAME (the load is running).
+wait_io() {
+	local f r w i
+	f=$(statfile "$1")
+	for ((i = 0; i < 300; i++)); do
+		read -r r _ _ _ w _ <"$f"
+		[ $((r + w)) -gt 0 ] && return 0
+		sleep 0.1
+	done
+	log "no I/O on $1 after 30 s"
+	return 1
+}
+
+# ------------------------------------------------------------ sampler output
+
+# The sampler prints "t_ms hydrated total [r w ws]..." lines.
+# s_rate FILE: hydration rate in MB/s between the first and last line.
+s_rate() {
+	awk -v rb="$RBYTES" 'NR == 1 { t0 = $1; h0 = $2 } { t = $1; h = $2 }
+		END { if (t > t0) printf "%.6g\n", (h - h0) * rb / ((t - t0) / 1000) / 1e6; else print "nan" }' "$1"
+}
+# s_secs FILE: seconds from t = 0 to the last line.
+s_secs() { awk 'END { printf "%.3f\n", $1 / 1000 }' "$1"; }
+# s_iops FILE: user I/Os per second (reads + writes of the first -s stat).
+s_iops() {
+	awk 'NR == 1 { t0 = $1; n0 = $4 + $5 } { t = $1; n = $4 + $5 }
+		END { if (t > t0) printf "%.6g\n", (n - n0) / ((t - t0) / 1000); else print "nan" }' "$1"
+}
+# s_progress SERIES FILE: the plot's points, about every 100 ms.
+s_progress() {
+	awk -v s="$1" 'NR == 1 || $1 - last >= 100 || $2 == $3 {
+		printf "@@P %s %.3f %.3f\n", s, $1 / 1000, $3 ? 100 * $2 / $3 : 0; last = $1 }' "$2"
+}
+# sampler_note ID RC: note a capped or failed sampling.
+sampler_note() {
+	case "$2" in
+	0) ;;
+	2) note "$1" "capped: not complete after ${CAP} s, rate over the capped window" ;;
+	3) note "$1" "the clone left rw mode during the measurement" ;;
+	4) note "$1" "no dm event when the last region was hydrated: timed to the ${CAP} s cap" ;;
+	*) note "$1" "sampler failed (status $2)" ;;
+	esac
+}
+
+# ------------------------------------------------------------ commits
+
+# A kprobe on the metadata commit counts commits (no tracing output kept).
+KPROBE=""
+tracefs=/sys/kernel/debug/tracing
+setup_kprobe() {
+	[ -w "$tracefs/kprobe_events" ] || return 0
+	if echo 'p:dmcbench_commit dm_clone_metadata_commit' >>"$tracefs/kprobe_events" 2>/dev/null &&
+		echo 1 >"$tracefs/events/kprobes/dmcbench_commit/enable" 2>/dev/null; then
+		KPROBE=dmcbench_commit
+		echo 64 >"$tracefs/buffer_size_kb" 2>/dev/null
+	else
+		log "no kprobe on dm_clone_metadata_commit: commits not counted"
+	fi
+}
+commits() {
+	if [ -n "$KPROBE" ]; then
+		awk -v k="$KPROBE" '$1 == k { print $2 }' "$tracefs/kprobe_profile"
+	else
+		echo nan
+	fi
+}
+
+# ------------------------------------------------------------ scenarios
+
+# Idle hydration (scenario 1, and the base of 3 and 7): dd limit, then an
+# untuned clone from resume to hydrated == total. Figures in $ST/*.REP.
+hydrate_idle() {
+	local rep=$1 out ddout dds limit rate rc c0 c1 m0 m1 secs msf
+	out=$ST/idle.$rep.txt
+	log "idle: dd $SIZE MiB source -> destination (limit)"
+	ddout=$(dd if="$SRC" of="$DST" bs=1M count="$SIZE" iflag=direct oflag=direct 2>&1)
+	dds=$(awk '/copied/ { for (i = 1; i <= NF; i++) if ($i ~ /^s,?$/) print $(i - 1) }' <<<"$ddout")
+	limit=$(calc "$SIZE * 1048576 / $dds / 1e6")
+	# Zero the destination, so that the hydration's copy can be checked.
+	dd if=/dev/zero of="$DST" bs=1M count="$SIZE" oflag=direct status=none
+	new_meta
+	dm_load cl "$(clone_line "$SRC")" || return 1
+	msf=$(statfile bmeta)
+	c0=$(commits)
+	read -r _ _ _ _ _ _ m0 _ <"$msf"
+	log "idle: untuned clone, resume -> hydrated"
+	# Timed to the completion event, which follows the completion commit.
+	"$SAMPLE" -r -T "$CAP" cl >"$out"
+	rc=$?
+	dmsetup mknodes cl
+	sampler_note 1 $rc
+	c1=$(commits)
+	read -r _ _ _ _ _ _ m1 _ <"$msf"
+	rate=$(s_rate "$out")
+	secs=$(s_secs "$out")
+	echo "$rate" >"$ST/idle_rate.$rep"
+	echo "$limit" >"$ST/dd_rate.$rep"
+	log "idle: dd $limit MB/s, clone $rate MB/s ($secs s, $((c1 - c0)) commits, $(((m1 - m0) / 2)) KiB of metadata written)"
+	if [ "$rep" = 1 ] && [ $rc = 0 ]; then
+		if dmclone-pattern check "$DST" 1 0 "$SECTORS" >"$ST/check.txt" 2>&1; then
+			log "idle: destination checked: byte-exact copy of the source"
+		else
+			log "idle: DESTINATION DIFFERS FROM THE SOURCE after hydration:"
+			head -n 5 "$ST/check.txt"
+			note 1 "the destination did not match the source after hydration"
+		fi
+	fi
+	dm_rm cl
+	want 1 && res 1 "$rep" "$rate" "$limit"
+	if want 7; then
+		res 7c "$rep" "$(calc "($c1 - $c0) / $secs")" -
+		res 7m "$rep" "$(calc "($m1 - $m0) * 512 / 1048576 / ($SIZE / 1024)")" -
+		[ "$c1" != nan ] && [ $((c1 - c0)) -gt 0 ] &&
+			res 7w "$rep" "$(calc "($m1 - $m0) * 512 / 1024 / ($c1 - $c0)")" -
+	fi
+	return 0
+}
+
+# Scenario 2: a latency-bound source (dm-delay on reads).
+latency_bound() {
+	local rep=$1 out l1 l64 rate rc
+	out=$ST/lat.$rep.txt
+	dm_up dsrc "0 $SECTORS delay $SRC 0 $DELAY" || return 1
+	log "latency: fio sequential read of the delayed source, QD 32"
+	l1=$(ffield 7 "$(fio_terse --name=seq --filename=/dev/mapper/dsrc --rw=read --bs=1M \
+		--iodepth=32 --size="${SIZE}M" --runtime="$CAP")")
+	l64=$(ffield 7 "$(fio_terse --name=seq --filename=/dev/mapper/dsrc --rw=read --bs=64k \
+		--iodepth=32 --size="${SIZE}M" --runtime="$CAP")")
+	l1=$(calc "$l1 * 1024 / 1e6")
+	l64=$(calc "$l64 * 1024 / 1e6")
+	new_meta
+	dm_load cl "$(clone_line /dev/mapper/dsrc)" || return 1
+	log "latency: untuned clone over the delayed source"
+	"$SAMPLE" -r -T "$CAP" cl >"$out"
+	rc=$?
+	sampler_note 2 $rc
+	rate=$(s_rate "$out")
+	log "latency: fio 1M $l1 MB/s, 64k $l64 MB/s, clone $rate MB/s"
+	dmsetup mknodes cl
+	dm_rm cl dsrc
+	res 2 "$rep" "$rate" "$l1"
+	res 2k "$rep" "$rate" "$l64"
+}
+
+# The idle rate of this rep (from scenario 1, or measured now).
+idle_rate() {
+	[ -f "$ST/idle_rate.$1" ] || hydrate_idle "$1" >&2 || return 1
+	cat "$ST/idle_rate.$1"
+}
+
+# Scenario 3: a steady 4 KiB load (randread or randwrite) on the clone,
+# first with hydration disabled (baseline IOPS), then with hydration
+# enabled 1 s into the load, until hydrated == total.
+under_load() {
+	local rep=$1 kind=$2 id=$3 base out
+	base=$ST/base.$kind.$rep.txt out=$ST/load.$kind.$rep.txt
+	local idle iops0 iops1 rate rc sf r0 r1 w0 w1 t0 t1 ddout dds ddrate iopsd
+	idle=$(idle_rate "$rep") || return 1
+	new_meta
+	dm_up cl "$(clone_line "$SRC" "1 no_hydration")" || return 1
+	sf=$(statfile cl)
+	log "load $kind: ${FIO_SECS} s with hydration disabled (baseline)"
+	fio_bg /dev/mapper/cl "$kind"
+	wait_io cl || { fio_stop; return 1; }
+	sleep 1
+	"$SAMPLE" -d "$FIO_SECS" -s "$sf" cl >"$base"
+	iops0=$(s_iops "$base")
+	# Reference: the same load beside the most frugal copy there is, dd
+	# (source to destination, as in scenario 1): how the guest's CPU is
+	# shared between a copy and the load, whatever the copier.
+	read -r r0 _ _ _ w0 _ <"$sf"
+	t0=$EPOCHREALTIME
+	ddout=$(dd if="$SRC" of="$DST" bs=1M count="$SIZE" iflag=direct oflag=direct 2>&1)
+	t1=$EPOCHREALTIME
+	read -r r1 _ _ _ w1 _ <"$sf"
+	fio_stop
+	dds=$(awk '/copied/ { for (i = 1; i <= NF; i++) if ($i ~ /^s,?$/) print $(i - 1) }' <<<"$ddout")
+	ddrate=$(calc "$SIZE * 1048576 / $dds / 1e6")
+	iopsd=$(calc "($r1 + $w1 - $r0 - $w0) / ($t1 - $t0)")
+	log "load $kind: beside a dd copy: dd $ddrate MB/s (alone $(cat "$ST/dd_rate.$rep")), user IOPS $iopsd (alone $iops0)"
+	res "${id}d" "$rep" "$ddrate" "$(cat "$ST/dd_rate.$rep")"
+	res "${id}x" "$rep" "$iopsd" "$iops0"
+	dm_rm cl
+
+	new_meta
+	dm_up cl "$(clone_line "$SRC" "1 no_hydration")" || return 1
+	sf=$(statfile cl)
+	log "load $kind: hydration enabled under the load"
+	fio_bg /dev/mapper/cl "$kind"
+	wait_io cl || { fio_stop; return 1; }
+	sleep 1
+	"$SAMPLE" -m enable_hydration -T "$CAP" -s "$sf" cl >"$out"
+	rc=$?
+	fio_stop
+	sampler_note "${id}h" $rc
+	rate=$(s_rate "$out")
+	iops1=$(s_iops "$out")
+	log "load $kind: hydration $rate MB/s (idle $idle) in $(s_secs "$out") s, user IOPS $iops1 (baseline $iops0)"
+	dm_rm cl
+	res "${id}h" "$rep" "$rate" "$idle"
+	res "${id}i" "$rep" "$iops1" "$iops0"
+}
+
+# Scenario 4: a hydrated clone against a linear table over the destination.
+steady() {
+	local rep=$1 rc t dev line v cl_v lin_v
+	new_meta
+	dm_load cl "$(clone_line "$SRC")" || return 1
+	log "steady: hydrating the clone"
+	"$SAMPLE" -r -T "$CAP" cl >"$ST/steady-hyd.txt"
+	rc=$?
+	dmsetup mknodes cl
+	[ $rc = 0 ] || { note 4r "the clone was not fully hydrated (sampler status $rc)"; }
+	dm_up lin "0 $SECTORS linear $DST 0" || return 1
+	for t in 4r 4w 4s; do
+		cl_v="" lin_v=""
+		# Alternate which device goes first from rep to rep.
+		for dev in $( ((rep % 2)) && echo "lin cl" || echo "cl lin"); do
+			case $t in
+			4r) line=$(fio_terse --name=rr --filename=/dev/mapper/$dev --rw=randread --bs=4k \
+				--iodepth="$QD" --norandommap --time_based --runtime="$FIO_SECS")
+			    v=$(ffield 8 "$line") ;;
+			4w) line=$(fio_terse --name=rw --filename=/dev/mapper/$dev --rw=randwrite --bs=4k \
+				--iodepth="$QD" --norandommap --time_based --runtime="$FIO_SECS")
+			    v=$(ffield 49 "$line") ;;
+			4s) line=$(fio_terse --name=sr --filename=/dev/mapper/$dev --rw=read --bs=1M \
+				--iodepth=4 --time_based --runtime="$FIO_SECS")
+			    v=$(calc "$(ffield 7 "$line") * 1024 / 1e6") ;;
+			esac
+			[ $dev = cl ] && cl_v=$v || lin_v=$v
+		done
+		log "steady $t: clone $cl_v, linear $lin_v"
+		res "$t" "$rep" "$cl_v" "$lin_v"
+	done
+	dm_rm lin cl
+}
+
+# Scenario 5: p99 latency of 4 KiB writes to unhydrated regions (QD 1), one
+# write per region at a random 4 KiB slot, in random order (fio replays an
+# iolog), against the p99 of a region-sized random read of the source plus
+# that of a region-sized random write of the destination, plus 1 ms.
+first_touch() {
+	local rep=$1 id=$2 region=$3 rb n per line ours lr lw log_file=$ST/ft.iolog
+	rb=$((region * 512))
+	n=$((SECTORS / region))
+	[ "$n" -gt "$FT_IOS" ] && n=$FT_IOS
+	per=$((rb / 4096))
+	{
+		echo "fio version 2 iolog"
+		echo "/dev/mapper/cl add"
+		echo "/dev/mapper/cl open"
+		awk -v total=$((SECTORS / region)) -v n="$n" -v per="$per" -v seed="$rep$RANDOM" 'BEGIN {
+			srand(seed)
+			# n distinct regions out of total (Floyd), each at a random slot.
+			for (j = total - n; j < total; j++) {
+				r = int(rand() * (j + 1)); if (r in pick) r = j; pick[r] = 1; order[k++] = r
+			}
+			for (i = k - 1; i > 0; i--) { j = int(rand() * (i + 1)); t = order[i]; order[i] = order[j]; order[j] = t }
+			for (i = 0; i < k; i++) printf "/dev/mapper/cl write %d 4096\n", (order[i] * per + int(rand() * per)) * 4096
+		}'
+		echo "/dev/mapper/cl close"
+	} >"$log_file"
+	new_meta
+	dm_up cl "0 $SECTORS clone $META $DST $SRC $region 1 no_hydration" || return 1
+	log "first touch ($((rb / 1024)) KiB regions): $n writes at QD 1"
+	line=$(fio_terse --name=ft --read_iolog="$log_file" --iodepth=1 --replay_no_stall=1)
+	ours=$(fpct w 99 "$line")
+	log "first touch: p50 $(fpct w 50 "$line") us, p99 $ours us; hydrated $(dmsetup status --noflush cl | awk '{ print $7 }')"
+	dm_rm cl
+	line=$(fio_terse --name=sr --filename="$SRC" --rw=randread --bs="$rb" --iodepth=1 --number_ios="$n" --size="${SIZE}M")
+	lr=$(fpct r 99 "$line")
+	line=$(fio_terse --name=dw --filename="$DST" --rw=randwrite --bs="$rb" --iodepth=1 --number_ios="$n" --size="${SIZE}M")
+	lw=$(fpct w 99 "$line")
+	log "first touch: source read p99 $lr us, destination write p99 $lw us"
+	res "$id" "$rep" "$ours" "$(calc "$lr + $lw + 1000")"
+}
+
+# Scenario 6: kernel memory (slab + vmalloc) of a large sparse clone
+# (zero targets), while hydrating and once complete.
+memory() {
+	local rep=$1 L regions a b c rc meta_mb t0
+	local META=/dev/ram0 DST=/dev/mapper/zdst
+	L=$((MEM_TIB << 31))
+	regions=$(((L + REGION - 1) / REGION))
+	# The bitset needs a bit per region in 4 KiB blocks, plus the btree,
+	# and a commit that touches every block needs as many again.
+	c=$(((DONE_GIB << 21) / REGION))
+	meta_mb=$(((regions > c ? regions : c) / 8 / 1048576 * 5 / 2 + 32))
+	modprobe brd rd_nr=1 rd_size=$((meta_mb * 1024)) max_part=0 || return 1
+	dm_up zsrc "0 $L zero" && dm_up zdst "0 $L zero" || return 1
+	a=$(kmem_kb)
+	new_meta
+	log "memory: ${MEM_TIB} TiB clone, $regions regions (metadata formatting)"
+	t0=$SECONDS
+	dm_up cl "0 $L clone $META $DST /dev/mapper/zsrc $REGION" || return 1
+	log "memory: created in $((SECONDS - t0)) s, hydrating 3 s"
+	sleep 3
+	b=$(kmem_kb)
+	log "memory: slab+vmalloc grew by $((b - a)) KiB ($(calc "($b - $a) * 8192 / $regions") bits/region)"
+	res 6 "$rep" "$(calc "($b - $a) * 8192 / $regions")" 1.25
+	note 6 "${MEM_TIB} TiB of zero targets, $((RBYTES / 1024)) KiB regions, $((b - a)) KiB"
+	dm_rm cl zsrc zdst
+
+	# Release: a DONE_GIB clone, brought to completion quickly: a discard
+	# of all but its last GiB marks those regions hydrated without copying
+	# (the zero target cannot discard: nothing is passed down), then the
+	# background copy hydrates the last GiB.
+	L=$((DONE_GIB << 21))
+	regions=$(((L + REGION - 1) / REGION))
+	dm_up zsrc "0 $L zero" && dm_up zdst "0 $L zero" || return 1
+	a=$(kmem_kb)
+	new_meta
+	dm_up cl "0 $L clone $META $DST /dev/mapper/zsrc $REGION" || return 1
+	sleep 2
+	b=$(kmem_kb)
+	dmsetup message cl 0 disable_hydration
+	log "memory: ${DONE_GIB} GiB clone: +$((b - a)) KiB while hydrating; discarding all but the last GiB"
+	t0=$SECONDS
+	deadline $((CAP * 4 + 300))
+	if blkdiscard -o 0 -l $(((L - 2097152) * 512)) /dev/mapper/cl; then
+		log "memory: discard done in $((SECONDS - t0)) s; hydrating the rest"
+		"$SAMPLE" -m enable_hydration -T "$((CAP * 3))" cl >"$ST/mem-done.txt"
+		rc=$?
+		log "memory: complete after $((SECONDS - t0)) s (sampler status $rc)"
+		sleep 2
+		c=$(kmem_kb)
+		log "memory: after completion +$((c - a)) KiB"
+		if [ $rc = 0 ]; then
+			res 6d "$rep" "$(calc "($c - $a) * 8192 / $regions")" "$(calc "($b - $a) * 8192 / $regions")"
+			note 6d "${DONE_GIB} GiB: +$((b - a)) KiB while hydrating, +$((c - a)) KiB once complete; completed by discarding all but the last GiB, then copying it"
+		else
+			note 6d "the clone did not complete (sampler status $rc)"
+		fi
+	else
+		note 6d "blkdiscard of the clone failed"
+	fi
+	dm_rm cl zsrc zdst
+	rmmod brd
+}
+
+# The plot's curves: the same hydrations as scenarios 1 and 3, polled
+# every --interval ms (each poll is a status ioctl; not used for figures).
+plot_runs() {
+	local kind out
+	new_meta
+	dm_load cl "$(clone_line "$SRC")" || return 1
+	log "plot: idle hydration, polled every $INTERVAL ms"
+	"$SAMPLE" -r -i "$INTERVAL" -T "$CAP" cl >"$ST/plot-idle.txt"
+	dmsetup mknodes cl
+	s_progress "no load" "$ST/plot-idle.txt"
+	dm_rm cl
+	for kind in randread randwrite; do
+		new_meta
+		dm_up cl "$(clone_line "$SRC" "1 no_hydration")" || return 1
+		log "plot: hydration under a $kind load, polled every $INTERVAL ms"
+		fio_bg /dev/mapper/cl "$kind"
+		wait_io cl || { fio_stop; return 1; }
+		sleep 1
+		"$SAMPLE" -m enable_hydration -i "$INTERVAL" -T "$CAP" cl >"$ST/plot-$kind.txt"
+		fio_stop
+		s_progress "4k $kind load (QD$QD)" "$ST/plot-$kind.txt"
+		dm_rm cl
+	done
+}
+
+# ------------------------------------------------------------ main
+
+run() {	# run STEP...: one step; on failure log it and clean up
+	local what=$*
+	deadline $((CAP * 2 + 600))
+	if ! "$@"; then
+		log "FAILED: $what"
+		echo "@@N fail $what"
+	fi
+	fio_stop
+	cleanup_devs
+}
+
+cleanup_all() { fio_stop; cleanup_devs; }
+trap cleanup_all EXIT
+
+deadline 600
+modprobe dm-clone || { echo "cannot load dm-clone"; exit 1; }
+modprobe dm-delay
+modprobe dm-zero
+info kernel "$(uname -r)"
+info vcpus "$(nproc)"
+info guest_mem_mib "$(($(awk '/MemTotal/ { print $2 }' /proc/meminfo) / 1024))"
+info target "$(dmsetup targets | awk '$1 == "clone" { print $2 }')"
+# Debian's kernels zero every page they allocate (init_on_alloc=1), which
+# weighs on copies that allocate their buffers per job.
+info init_on_alloc "$(grep -q 'init_on_alloc=0' /proc/cmdline && echo 0 || echo 1)"
+info cmdline "$(cat /proc/cmdline)"
+info fio "$(fio --version)"
+info cpu "$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
+setup_kprobe
+info commit_counter "${KPROBE:-none}"
+
+row 1 "idle hydration, untuned" "MB/s" "dd bs=1M direct" ">=" 0.90
+row 2 "latency-bound source (delay ${DELAY} ms)" "MB/s" "fio seq read QD32 bs=1M" ">=" 0.80
+row 2k "  same, against bs=64k" "MB/s" "fio seq read QD32 bs=64k" ">=" 0.80
+row 3rh "hydration under randread load" "MB/s" "idle hydration" ">=" 0.50
+row 3ri "user randread IOPS while hydrating" "IOPS" "hydration disabled" ">=" 0.80
+row 3rd "  reference: dd copy beside randread" "MB/s" "dd alone" "-" -
+row 3rx "  reference: randread IOPS beside dd" "IOPS" "hydration disabled" "-" -
+row 3wh "hydration under randwrite load" "MB/s" "idle hydration" ">=" 0.50
+row 3wi "user randwrite IOPS while hydrating" "IOPS" "hydration disabled" ">=" 0.80
+row 3wd "  reference: dd copy beside randwrite" "MB/s" "dd alone" "-" -
+row 3wx "  reference: randwrite IOPS beside dd" "IOPS" "hydration disabled" "-" -
+row 4r "steady: 4k randread QD${QD}" "IOPS" "linear over dest" ">=" 0.97
+row 4w "steady: 4k randwrite QD${QD}" "IOPS" "linear over dest" ">=" 0.97
+row 4s "steady: 1M seq read QD4" "MB/s" "linear over dest" ">=" 0.97
+row 5 "first touch p99, $((RBYTES / 1024)) KiB regions" "us" "src rd + dst wr p99 + 1ms" "<=" 1.00
+[ "$REGION" != 128 ] && row 5x "first touch p99, 64 KiB regions" "us" "src rd + dst wr p99 + 1ms" "<=" 1.00
+row 6 "memory while hydrating" "bit/region" "budget" "<=" 1.00
+row 6d "memory kept after completion" "bit/region" "while hydrating" "<=" 0.10
+row 7c "metadata commits per second (idle)" "1/s" "-" "-" -
+row 7m "metadata written per GiB hydrated" "MiB" "-" "-" -
+row 7w "metadata written per commit" "KiB" "-" "-" -
+
+if want 1 || want 2 || want 3 || want 4 || want 5 || want 7; then
+	avail=$(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo)
+	if [ $((2 * SIZE + 384)) -gt "$avail" ]; then
+		echo "--size $SIZE MiB: two ramdisks of that size do not fit in the guest ($avail MiB available); use a smaller --size or a larger --mem" >&2
+		exit 2
+	fi
+	SECTORS=$((SIZE * 2048))
+	modprobe brd rd_nr=3 rd_size=$((SIZE * 1024)) max_part=0 || exit 1
+	# The metadata through a linear table: brd keeps no I/O statistics, dm does.
+	dm_up bmeta "0 $SECTORS linear /dev/ram2 0" || exit 1
+	META=/dev/mapper/bmeta
+	DEVS=()		# bmeta stays until the end of the brd scenarios
+	log "filling the source ($SIZE MiB, pattern) and the destination"
+	deadline 900
+	dmclone-pattern write "$SRC" 1 0 "$SECTORS"
+	dd if=/dev/zero of="$DST" bs=1M count="$SIZE" oflag=direct status=none
+	for ((rep = 1; rep <= REPS; rep++)); do
+		log "==== rep $rep of $REPS"
+		if want 1 || want 7; then run hydrate_idle "$rep"; fi
+		if want 2; then run latency_bound "$rep"; fi
+		if want 3; then
+			run under_load "$rep" randread 3r
+			run under_load "$rep" randwrite 3w
+		fi
+		if want 4; then run steady "$rep"; fi
+		if want 5; then
+			run first_touch "$rep" 5 "$REGION"
+			[ "$REGION" != 128 ] && run first_touch "$rep" 5x 128
+		fi
+	done
+	[ "$PLOT" = 1 ] && run plot_runs
+	dm_rm bmeta
+	rmmod brd
+fi
+if want 6; then
+	for ((rep = 1; rep <= REPS; rep++)); do
+		log "==== memory, rep $rep of $REPS"
+		run memory "$rep"
+		grep -q '^brd ' /proc/modules && rmmod brd
+	done
+fi
+log "done"
+exit 0
