@@ -180,4 +180,11 @@ static inline bool clone_disk_is_below(struct gendisk *upper,
 #endif
 }
 
+/*
+ * The status flag dm core passes to a target for `dmsetup status
+ * --noflush` (DM_STATUS_NOFLUSH_FLAG, private to drivers/md/dm.h); not the
+ * ioctl's DM_NOFLUSH_FLAG, which dm-ioctl translates into this one.
+ */
+#define CLONE_STATUS_NOFLUSH_FLAG	BIT(0)
+
 #endif /* DM_CLONE_COMPAT_H */

@@ -79,7 +79,6 @@
 
 #include <linux/blkdev.h>
 #include <linux/device-mapper.h>
-#include <linux/dm-ioctl.h>
 #include <linux/dm-kcopyd.h>
 #include <linux/hash.h>
 #include <linux/jiffies.h>
@@ -1061,7 +1060,7 @@ static void clone_status(struct dm_target *ti, status_type_t type,
 			break;
 		}
 
-		if (!(status_flags & DM_NOFLUSH_FLAG) && !dm_suspended(ti))
+		if (!(status_flags & CLONE_STATUS_NOFLUSH_FLAG) && !dm_suspended(ti))
 			clone_commit(clone);
 
 		if (dm_clone_get_metadata_usage(clone->cmd, &used, &total)) {
