@@ -14,7 +14,8 @@
 #     bash, dmsetup, fio, e2fsprogs, xfsprogs, util-linux (losetup,
 #     blkdiscard, fstrim, blockdev, ...), coreutils, diffutils, grep, sed,
 #     kmod, each with the shared libraries ldd finds;
-#   * dmclone-pattern (tests/lib/pattern.c, built static here);
+#   * dmclone-pattern (tests/lib/pattern.c) and each tools/NAME.c as NAME,
+#     built static here;
 #   * the guest kernel's modules the tests use, with their dependencies as
 #     resolved by `modprobe --show-depends` against that kernel's module
 #     tree (see MODULES below), and a modules.dep made by depmod;
@@ -90,6 +91,7 @@ pattern_c=$DMCLONE_ROOT/tests/lib/pattern.c
 
 hash=$({
 	cat "$0" "$pattern_c" "$MODROOT/.package"
+	cat "$DMCLONE_ROOT"/tools/*.c 2>/dev/null || true
 	[ ! -f "$dmclone_tool" ] || cat "$dmclone_tool"
 	echo "$kver"
 	# shellcheck disable=SC2086
@@ -168,6 +170,11 @@ ln -s /proc/self/mounts "$root/etc/mtab"
 
 # The pattern tool, static so it needs nothing from the image.
 gcc -O2 -Wall -static -o "$root/usr/local/bin/dmclone-pattern" "$pattern_c"
+# The userspace tools in tools/ (one C file each), static as well.
+for t in "$DMCLONE_ROOT"/tools/*.c; do
+	[ -f "$t" ] || continue
+	gcc -O2 -Wall -static -o "$root/usr/local/bin/$(basename "$t" .c)" "$t"
+done
 if [ -f "$dmclone_tool" ]; then
 	install -D -m 755 "$dmclone_tool" "$root/usr/local/sbin/dmclone"
 fi
