@@ -15,6 +15,8 @@
 
 #include <linux/blkdev.h>
 #include <linux/device-mapper.h>
+#include <linux/dm-io.h>
+#include <linux/ioprio.h>
 #include <linux/kobject.h>
 #include <linux/lockdep.h>
 #include <linux/mutex.h>
@@ -27,6 +29,7 @@
 #define CLONE_HAVE_CONST_BM_VALIDATOR	1
 #define CLONE_HAVE_DM_DEVT_FROM_PATH	1
 #define CLONE_HAVE_WQ_PERCPU		1
+#define CLONE_HAVE_DM_IO_UNSUP_BITS	1
 #endif
 
 /*
@@ -59,6 +62,23 @@
 #else
 #define CLONE_WQ_PERCPU		0
 #endif
+
+/*
+ * clone_dm_io_async() - submit the asynchronous dm-io request @req (its
+ * notify function set) on @where, at the default I/O priority. dm_io()
+ * gained a bitset of unsupported regions before the priority (7.x); the
+ * asynchronous form uses neither bitset. May block to allocate (GFP_NOIO);
+ * process context.
+ */
+static inline int clone_dm_io_async(struct dm_io_request *req,
+				    struct dm_io_region *where)
+{
+#ifdef CLONE_HAVE_DM_IO_UNSUP_BITS
+	return dm_io(req, 1, where, NULL, NULL, IOPRIO_DEFAULT);
+#else
+	return dm_io(req, 1, where, NULL, IOPRIO_DEFAULT);
+#endif
+}
 
 /*
  * clone_limits_clear_misaligned() - say the discard limits are aligned:

@@ -72,4 +72,18 @@ static unsigned int __maybe_unused probe(void)
 	return WQ_PERCPU;
 }
 
+#elif defined(CLONE_PROBE_DM_IO_UNSUP_BITS)
+
+#include <linux/dm-io.h>
+
+/*
+ * dm_io() takes a second bitset, of regions whose operation the device
+ * does not support, before the I/O priority (7.x).
+ */
+static int __maybe_unused probe(struct dm_io_request *req,
+				struct dm_io_region *where)
+{
+	return dm_io(req, 1, where, NULL, NULL, 0);
+}
+
 #endif

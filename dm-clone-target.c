@@ -28,21 +28,24 @@
  *    the region is already being hydrated the bio joins that hydration's
  *    list. Otherwise a hydration starts at once: a write covering the
  *    whole region *is* the hydration (it goes to the destination, and its
- *    completion marks the region), any other write waits for a kcopyd
- *    copy of the region from the source. When the hydration ends, the
+ *    completion marks the region), any other write waits for a copy of
+ *    the region from the source, which the copy engine starts before any
+ *    background copy. When the hydration ends, the
  *    waiting bios go to the destination (or fail with it).
  *
  * A FUA write completes only after a commit of everything hydrated before
  * it: clone_end_io() holds it back until the worker commits.
  *
  * Life of a region. Unhydrated; then in flight: a struct clone_hydration
- * sits in a hash table keyed by region number, which is the region's lock
- * (only one hydration per region, writers wait on it); then hydrated in
- * core (its bit set, right after the destination write completed); then
+ * holding it (and maybe its neighbours, up to a chunk of HD_CHUNK_REGIONS)
+ * sits in a hash table keyed by chunk, which is the region's lock (only
+ * one hydration per region, writers wait on it); then hydrated in core
+ * (its bit set, right after the destination write completed); then
  * hydrated on disk after the next commit. A background pass started by the
  * worker walks the bitmap and copies unhydrated regions in batches of up
- * to hydration_batch_size contiguous regions per kcopyd job, keeping at
- * most hydration_threshold regions in flight. When a batch fails, its
+ * to hydration_batch_size contiguous regions per copy job, keeping at
+ * most hydration_threshold regions in flight. Copies go through the copy
+ * engine (its own section below), which reuses its buffers. When a batch fails, its
  * regions are copied again one by one, so that one unreadable region does
  * not hold back its neighbours; a region whose own copy fails stays
  * unhydrated, and the next pass retries it after a back-off.
@@ -79,7 +82,7 @@
 
 #include <linux/blkdev.h>
 #include <linux/device-mapper.h>
-#include <linux/dm-kcopyd.h>
+#include <linux/dm-io.h>
 #include <linux/hash.h>
 #include <linux/jiffies.h>
 #include <linux/mempool.h>
@@ -120,10 +123,33 @@
 #define RETRY_BACKOFF_MIN		HZ
 #define RETRY_BACKOFF_MAX		(60 * HZ)
 
-/* Percentage of time the copy jobs may run (module parameter). */
-static struct dm_kcopyd_throttle clone_throttle = {
-	.throttle = 100,
-};
+/*
+ * The copy engine: buffers of COPY_BUF_PAGES pages (COPY_BUF_SECTORS
+ * sectors, the largest chunk a copy job moves at once), at most
+ * COPY_MAX_BUFS per clone; when a buffer cannot be allocated, try again
+ * after COPY_RETRY_DELAY (jiffies).
+ */
+#define COPY_BUF_PAGES			(SZ_1M / PAGE_SIZE)
+#define COPY_BUF_SECTORS		((sector_t)SZ_1M >> SECTOR_SHIFT)
+#define COPY_MAX_BUFS			64U
+#define COPY_RETRY_DELAY		(HZ / 10)
+/*
+ * Hydrations in flight never cross a chunk of HD_CHUNK_REGIONS regions
+ * (2^HD_CHUNK_SHIFT), the unit of the in-flight hash table.
+ */
+#define HD_CHUNK_SHIFT			8
+#define HD_CHUNK_REGIONS		(1UL << HD_CHUNK_SHIFT)
+/*
+ * The throttle: busy and total copy time are halved past THROTTLE_PERIOD;
+ * a refused chunk is tried again after THROTTLE_WAIT, and started anyway
+ * after THROTTLE_TRIES refusals in a row (jiffies, jiffies, count).
+ */
+#define THROTTLE_PERIOD			HZ
+#define THROTTLE_WAIT			(HZ / 10)
+#define THROTTLE_TRIES			10
+
+/* Percentage of time the copy jobs may run (module parameter, 0-100). */
+static unsigned int clone_throttle = 100;
 
 static int clone_throttle_set(const char *val, const struct kernel_param *kp)
 {
@@ -140,7 +166,7 @@ static int clone_throttle_set(const char *val, const struct kernel_param *kp)
 	buf[len] = '\0';
 	if (!clone_parse_uint(buf, &v) || v > 100)
 		return -EINVAL;
-	WRITE_ONCE(clone_throttle.throttle, v);
+	WRITE_ONCE(clone_throttle, v);
 	return 0;
 }
 
@@ -150,7 +176,7 @@ static const struct kernel_param_ops clone_throttle_ops = {
 };
 
 module_param_cb(clone_hydration_throttle, &clone_throttle_ops,
-		&clone_throttle.throttle, 0644);
+		&clone_throttle, 0644);
 MODULE_PARM_DESC(clone_hydration_throttle,
 		 "Percentage of time the hydration copy jobs may run (0-100, default 100)");
 
@@ -166,6 +192,7 @@ enum {
 	CLONE_DISCARD_PASSDOWN,		/* discards reach the destination */
 	CLONE_RUNNING,			/* resumed: background copying may run */
 	CLONE_DONE_EVENT_SENT,		/* "hydration complete" raised */
+	CLONE_COPY_RELEASE,		/* complete: free the copy buffers */
 };
 
 struct clone {
@@ -202,7 +229,6 @@ struct clone {
 	struct bio_list discards_done;		/* passed down, to mark */
 	struct bio_list deferred_flushes;	/* empty flushes to commit */
 	struct bio_list deferred_completions;	/* FUA writes to commit */
-	struct list_head failed_batches;	/* to retry region by region */
 	struct hlist_head *hash;		/* hydrations in flight */
 	unsigned long nr_hashed;
 
@@ -220,8 +246,26 @@ struct clone {
 	/* Serialises commits and mode changes. */
 	struct mutex commit_lock;
 
-	struct dm_kcopyd_client *kcopyd;
 	mempool_t hydration_pool;
+
+	/* The copy engine (see "Hydration: the copy engine"). */
+	struct dm_io_client *io_client;
+	struct work_struct copier;
+	struct delayed_work copier_retry;
+	/*
+	 * Protects the job queues, the buffer queues and the buffer
+	 * counts. Taken with interrupts disabled (I/O completions take it).
+	 */
+	spinlock_t copy_lock;
+	struct list_head copy_urgent;	/* jobs of writes, first served */
+	struct list_head copy_jobs;	/* background jobs */
+	struct list_head copy_free;	/* idle buffers */
+	struct list_head copy_read;	/* read done: to write */
+	struct list_head copy_done;	/* written, or failed */
+	unsigned int nr_bufs;		/* allocated (or being allocated) */
+	unsigned int nr_free;		/* on copy_free */
+	unsigned long copy_chunks;	/* chunks started; copy worker */
+	unsigned long copy_chunks_seen;	/* copy_chunks at the last waker */
 };
 
 /*
@@ -230,12 +274,22 @@ struct clone {
  */
 struct clone_hydration {
 	struct clone *clone;
-	unsigned long region_nr;
+	unsigned long region_nr;	/* the first */
+	unsigned int nr_regions;	/* all in one hash chunk */
 	struct hlist_node h;
 	struct list_head batch;
-	struct list_head retry;		/* on failed_batches */
-	struct bio_list waiting;	/* bios waiting for this region */
+	struct bio_list waiting;	/* bios waiting for these regions */
 	bool overwrite;			/* hydrated by a whole-region write */
+
+	/* A copy job's state, on its leader: the copy worker's. */
+	struct list_head queue;		/* on copy_urgent or copy_jobs */
+	unsigned long copy_first, copy_last;	/* regions [first, last) */
+	sector_t copy_next, copy_end;	/* sectors still to start */
+	unsigned int chunks;		/* in flight */
+	bool urgent;			/* a write waits for it */
+	bool failed, read_failed;	/* in this round */
+	bool retrying;			/* region by region */
+	unsigned long retry_region;
 };
 
 /* Per-bio data. */
@@ -420,13 +474,27 @@ out:
 	return r;
 }
 
-/* ---- Hydration ---- */
+/* ---- Hydration: in-flight regions ---- */
 
+/*
+ * Hydrations in flight are hashed by the chunk of 2^HD_CHUNK_SHIFT regions
+ * they lie in; one never crosses a chunk boundary, so the hydrations that
+ * may hold a region are all in its chunk's bucket.
+ */
 static struct hlist_head *hash_bucket(struct clone *clone, unsigned long region)
 {
-	return &clone->hash[hash_long(region, HASH_BITS_REGIONS)];
+	return &clone->hash[hash_long(region >> HD_CHUNK_SHIFT,
+				      HASH_BITS_REGIONS)];
 }
 
+static unsigned long chunk_end(struct clone *clone, unsigned long region)
+{
+	unsigned long end = (region | (HD_CHUNK_REGIONS - 1)) + 1;
+
+	return min(end, clone->nr_regions);
+}
+
+/* The hydration in flight that holds @region, or NULL. */
 static struct clone_hydration *__find_hydration(struct clone *clone,
 						unsigned long region)
 {
@@ -434,9 +502,28 @@ static struct clone_hydration *__find_hydration(struct clone *clone,
 
 	lockdep_assert_held(&clone->lock);
 	hlist_for_each_entry(hd, hash_bucket(clone, region), h)
-		if (hd->region_nr == region)
+		if (region >= hd->region_nr &&
+		    region - hd->region_nr < hd->nr_regions)
 			return hd;
 	return NULL;
+}
+
+/*
+ * The first region of [@region, @end) in flight, or @end; @end may not be
+ * past @region's chunk.
+ */
+static unsigned long __first_in_flight(struct clone *clone,
+				       unsigned long region, unsigned long end)
+{
+	struct clone_hydration *hd;
+	unsigned long first = end;
+
+	lockdep_assert_held(&clone->lock);
+	hlist_for_each_entry(hd, hash_bucket(clone, region), h)
+		if (hd->region_nr < first &&
+		    hd->region_nr + hd->nr_regions > region)
+			first = max(hd->region_nr, region);
+	return first;
 }
 
 static void __insert_hydration(struct clone *clone, struct clone_hydration *hd)
@@ -447,117 +534,561 @@ static void __insert_hydration(struct clone *clone, struct clone_hydration *hd)
 }
 
 static struct clone_hydration *alloc_hydration(struct clone *clone,
-					       unsigned long region, gfp_t gfp)
+					       unsigned long region,
+					       unsigned int nr, gfp_t gfp)
 {
 	struct clone_hydration *hd = mempool_alloc(&clone->hydration_pool, gfp);
 
 	if (!hd)
 		return NULL;
+	memset(hd, 0, sizeof(*hd));
 	hd->clone = clone;
 	hd->region_nr = region;
+	hd->nr_regions = nr;
 	INIT_HLIST_NODE(&hd->h);
 	INIT_LIST_HEAD(&hd->batch);
-	INIT_LIST_HEAD(&hd->retry);
+	INIT_LIST_HEAD(&hd->queue);
 	bio_list_init(&hd->waiting);
-	hd->overwrite = false;
 	return hd;
 }
 
 /*
- * End the hydration of one region: mark it (on success), take it out of
- * the hash table and hand its waiting bios on: to the worker, which sends
- * them to the destination, or fail them. Any context.
+ * End one hydration: take it out of the hash table and hand its waiting
+ * bios on, to the worker (which sends them to the destination) when their
+ * region is hydrated now, else failing them. Any context.
  */
-static void end_one_hydration(struct clone_hydration *hd, blk_status_t status)
+static void end_one_hydration(struct clone_hydration *hd)
 {
 	struct clone *clone = hd->clone;
-	struct bio_list failed;
+	struct bio_list bios, failed;
 	unsigned long flags;
+	struct bio *bio;
 
 	bio_list_init(&failed);
-	if (!status &&
-	    dm_clone_set_regions_hydrated(clone->cmd, hd->region_nr, 1) < 0)
-		status = BLK_STS_IOERR;	/* read-only now: cannot record it */
+	bio_list_init(&bios);
 
 	spin_lock_irqsave(&clone->lock, flags);
 	hlist_del(&hd->h);
 	clone->nr_hashed--;
-	if (status)
-		bio_list_merge(&failed, &hd->waiting);
-	else
-		bio_list_merge(&clone->deferred_bios, &hd->waiting);
+	bio_list_merge(&bios, &hd->waiting);
+	while ((bio = bio_list_pop(&bios))) {
+		unsigned long region = bio_target_sector(clone, bio) >>
+				       clone->region_shift;
+
+		if (dm_clone_is_region_hydrated(clone->cmd, region))
+			bio_list_add(&clone->deferred_bios, bio);
+		else
+			bio_list_add(&failed, bio);
+	}
 	spin_unlock_irqrestore(&clone->lock, flags);
 
-	complete_list(&failed, status);
+	complete_list(&failed, BLK_STS_IOERR);
 	mempool_free(hd, &clone->hydration_pool);
 }
 
+/*
+ * End a copy job (or a whole-region write): mark its regions hydrated
+ * unless @mark is false (then the regions that made it were marked one by
+ * one), end its hydrations. Any context.
+ */
 static void end_hydrations(struct clone *clone, struct clone_hydration *leader,
-			   blk_status_t status)
+			   bool mark)
 {
 	struct clone_hydration *hd, *tmp;
-	unsigned int n = 1;
+	unsigned int n = leader->nr_regions;
 
+	/* On failure the region stays unhydrated (read-only now). */
+	if (mark)
+		dm_clone_set_regions_hydrated(clone->cmd, leader->region_nr,
+					      leader->nr_regions);
 	list_for_each_entry_safe(hd, tmp, &leader->batch, batch) {
 		list_del(&hd->batch);
-		end_one_hydration(hd, status);
-		n++;
+		if (mark)
+			dm_clone_set_regions_hydrated(clone->cmd, hd->region_nr,
+						      hd->nr_regions);
+		n += hd->nr_regions;
+		end_one_hydration(hd);
 	}
-	end_one_hydration(leader, status);
+	end_one_hydration(leader);
 
 	if (atomic_sub_and_test(n, &clone->in_flight))
 		wake_up(&clone->in_flight_wait);
 	wake_worker(clone);
 }
 
-static void copy_complete(int read_err, unsigned long write_err, void *context)
+/* ---- Hydration: the copy engine ---- */
+
+/*
+ * Every copy goes through the copy engine. A job is a range of sectors to
+ * copy from the source to the destination (a batch of contiguous regions,
+ * or the one region a write waits for); it is copied in chunks of at most
+ * COPY_BUF_SECTORS, each read into one of the clone's copy buffers and
+ * written out from it. Buffers are allocated as jobs need them, up to a
+ * number that follows hydration_threshold (copy_buf_limit()), and reused
+ * while hydration goes on, so that pages are not allocated (and zeroed)
+ * for every copy. The last buffer allowed is left to the jobs of writes,
+ * which start before any background job; one buffer, allocated with the
+ * clone, is kept until hydration completes, so copies never depend on
+ * memory allocation to move on.
+ *
+ * The copy worker starts reads; completions (any context) queue their
+ * buffer back to it, to start the write, or to end the chunk. A job whose
+ * copy failed and that spans more than one region is copied again region
+ * by region, so that one unreadable region does not keep its neighbours
+ * from hydrating.
+ *
+ * A job's copy state is the copy worker's alone once the job is queued;
+ * copy_lock protects the queues and the buffer counts.
+ */
+
+struct clone_copy_buf {
+	struct list_head list;		/* copy_free, copy_read or copy_done */
+	struct clone_hydration *job;
+	sector_t sector;
+	sector_t nr_sectors;
+	bool writing;			/* the read is done */
+	bool failed;
+	struct page_list *pl;		/* COPY_BUF_PAGES pages, chained */
+};
+
+static void free_copy_buf(struct clone_copy_buf *buf)
 {
-	struct clone_hydration *leader = context;
-	struct clone *clone = leader->clone;
-	blk_status_t status = BLK_STS_OK;
+	unsigned int i;
+
+	for (i = 0; i < COPY_BUF_PAGES && buf->pl[i].page; i++)
+		__free_page(buf->pl[i].page);
+	kfree(buf->pl);
+	kfree(buf);
+}
+
+static struct clone_copy_buf *alloc_copy_buf(gfp_t gfp)
+{
+	struct clone_copy_buf *buf = kzalloc(sizeof(*buf), gfp);
+	unsigned int i;
+
+	if (!buf)
+		return NULL;
+	buf->pl = kcalloc(COPY_BUF_PAGES, sizeof(*buf->pl), gfp);
+	if (!buf->pl) {
+		kfree(buf);
+		return NULL;
+	}
+	for (i = 0; i < COPY_BUF_PAGES; i++) {
+		buf->pl[i].page = alloc_page(gfp);
+		if (!buf->pl[i].page) {
+			free_copy_buf(buf);
+			return NULL;
+		}
+		if (i)
+			buf->pl[i - 1].next = &buf->pl[i];
+	}
+	return buf;
+}
+
+/*
+ * Buffers the engine may hold now: enough for hydration_threshold regions
+ * in flight, plus the one left to writes' jobs, at most COPY_MAX_BUFS; one
+ * once hydration is complete (no copy should start then).
+ */
+static unsigned int copy_buf_limit(struct clone *clone)
+{
+	u64 sectors = (u64)READ_ONCE(clone->hydration_threshold) <<
+		      clone->region_shift;
+
+	if (test_bit(CLONE_COPY_RELEASE, &clone->flags))
+		return 1;	/* none kept idle: see release_idle_copy_bufs() */
+	return min_t(u64, DIV_ROUND_UP_ULL(sectors, COPY_BUF_SECTORS),
+		     COPY_MAX_BUFS - 1) + 1;
+}
+
+/* Give a buffer back: kept while under the limit, else freed. */
+static void put_copy_buf(struct clone *clone, struct clone_copy_buf *buf)
+{
+	spin_lock_irq(&clone->copy_lock);
+	if (clone->nr_bufs > copy_buf_limit(clone)) {
+		clone->nr_bufs--;
+	} else {
+		list_add(&buf->list, &clone->copy_free);
+		clone->nr_free++;
+		buf = NULL;
+	}
+	spin_unlock_irq(&clone->copy_lock);
+	if (buf)
+		free_copy_buf(buf);
+}
+
+/*
+ * Free the idle buffers beyond @keep. Process context; the copy worker
+ * may run meanwhile.
+ */
+static void trim_copy_bufs(struct clone *clone, unsigned int keep)
+{
+	struct clone_copy_buf *buf, *tmp;
+	LIST_HEAD(victims);
+
+	spin_lock_irq(&clone->copy_lock);
+	list_for_each_entry_safe(buf, tmp, &clone->copy_free, list) {
+		if (clone->nr_bufs <= keep)
+			break;
+		list_move(&buf->list, &victims);
+		clone->nr_bufs--;
+		clone->nr_free--;
+	}
+	spin_unlock_irq(&clone->copy_lock);
+
+	list_for_each_entry_safe(buf, tmp, &victims, list)
+		free_copy_buf(buf);
+}
+
+/*
+ * Take a buffer for a chunk of a write's job (@urgent) or a background
+ * job: a free one, or a new one while under the limit, of which background
+ * jobs leave the last one. NULL if none may be had now. Copy worker.
+ */
+static struct clone_copy_buf *get_copy_buf(struct clone *clone, bool urgent)
+{
+	unsigned int limit = copy_buf_limit(clone);
+	struct clone_copy_buf *buf;
+
+	spin_lock_irq(&clone->copy_lock);
+	if (!urgent && clone->nr_bufs - clone->nr_free + 1 >= limit)
+		goto none;
+	buf = list_first_entry_or_null(&clone->copy_free,
+				       struct clone_copy_buf, list);
+	if (buf) {
+		list_del(&buf->list);
+		clone->nr_free--;
+		spin_unlock_irq(&clone->copy_lock);
+		return buf;
+	}
+	if (clone->nr_bufs >= limit)
+		goto none;
+	clone->nr_bufs++;	/* the slot of the one allocated below */
+	spin_unlock_irq(&clone->copy_lock);
+
+	buf = alloc_copy_buf(GFP_NOIO | __GFP_NORETRY | __GFP_NOWARN);
+	if (!buf) {
+		spin_lock_irq(&clone->copy_lock);
+		clone->nr_bufs--;
+		spin_unlock_irq(&clone->copy_lock);
+		/* Nothing may be in flight to wake us up: try again later. */
+		queue_delayed_work(clone->wq, &clone->copier_retry,
+				   COPY_RETRY_DELAY);
+	}
+	return buf;
+none:
+	spin_unlock_irq(&clone->copy_lock);
+	return NULL;
+}
+
+static void kick_copier(struct clone *clone)
+{
+	queue_work(clone->wq, &clone->copier);
+}
+
+/* Queue @job to copy sectors [@start, @end). Any context. */
+static void queue_copy(struct clone *clone, struct clone_hydration *job,
+		       sector_t start, sector_t end)
+{
 	unsigned long flags;
 
-	/*
-	 * A batch that failed may hold good regions beside a bad one: the
-	 * worker copies its regions again one by one.
-	 */
-	if ((read_err || write_err) && !list_empty(&leader->batch)) {
-		spin_lock_irqsave(&clone->lock, flags);
-		list_add_tail(&leader->retry, &clone->failed_batches);
-		spin_unlock_irqrestore(&clone->lock, flags);
-		wake_worker(clone);
+	job->copy_next = start;
+	job->copy_end = end;
+	job->failed = false;
+	job->read_failed = false;
+	spin_lock_irqsave(&clone->copy_lock, flags);
+	list_add_tail(&job->queue, job->urgent ? &clone->copy_urgent :
+						 &clone->copy_jobs);
+	spin_unlock_irqrestore(&clone->copy_lock, flags);
+	kick_copier(clone);
+}
+
+/* Copy the regions of @job (a leader) and of its batch. Any context. */
+static void start_copy(struct clone *clone, struct clone_hydration *job)
+{
+	struct clone_hydration *last;
+
+	last = list_empty(&job->batch) ? job :
+	       list_last_entry(&job->batch, struct clone_hydration, batch);
+	job->copy_first = job->region_nr;
+	job->copy_last = last->region_nr + last->nr_regions;
+	queue_copy(clone, job, region_to_sector(clone, job->copy_first),
+		   min(region_to_sector(clone, job->copy_last), clone->ti->len));
+}
+
+/* Copy region @job->retry_region alone. Copy worker. */
+static void start_region_copy(struct clone *clone, struct clone_hydration *job)
+{
+	unsigned long r = job->retry_region;
+
+	queue_copy(clone, job, region_to_sector(clone, r),
+		   min(region_to_sector(clone, r + 1), clone->ti->len));
+}
+
+static void copy_io_done(unsigned long error, void *context)
+{
+	struct clone_copy_buf *buf = context;
+	struct clone *clone = buf->job->clone;
+	unsigned long flags;
+
+	spin_lock_irqsave(&clone->copy_lock, flags);
+	if (error)
+		buf->failed = true;
+	list_add_tail(&buf->list, buf->failed || buf->writing ?
+		      &clone->copy_done : &clone->copy_read);
+	spin_unlock_irqrestore(&clone->copy_lock, flags);
+	kick_copier(clone);
+}
+
+/* Read the chunk into @buf, or write it out. Copy worker. */
+static void copy_submit(struct clone *clone, struct clone_copy_buf *buf)
+{
+	struct dm_io_request req = {
+		.bi_opf = buf->writing ? REQ_OP_WRITE : REQ_OP_READ,
+		.mem.type = DM_IO_PAGE_LIST,
+		.mem.ptr.pl = buf->pl,
+		.notify.fn = copy_io_done,
+		.notify.context = buf,
+		.client = clone->io_client,
+	};
+	struct dm_io_region where = {
+		.bdev = buf->writing ? clone->dest_dev->bdev :
+				       clone->source_dev->bdev,
+		.sector = buf->sector,
+		.count = buf->nr_sectors,
+	};
+
+	if (clone_dm_io_async(&req, &where))
+		copy_io_done(1, buf);
+}
+
+/* ---- The throttle (module parameter clone_hydration_throttle) ---- */
+
+/*
+ * Copy time is accounted over all clones: busy is the time during which
+ * any chunk was in flight, total the time since accounting began, both
+ * halved whenever total passes THROTTLE_PERIOD. With a throttle below 100,
+ * a chunk starts only while busy is within that percentage of total;
+ * otherwise the copy worker tries again after THROTTLE_WAIT, and starts
+ * one anyway after THROTTLE_TRIES refusals in a row (so that 0 is slow,
+ * not stuck).
+ */
+static DEFINE_SPINLOCK(throttle_lock);
+static struct {
+	unsigned long last;		/* jiffies of the last update */
+	unsigned long busy, total;	/* jiffies */
+	unsigned int active;		/* chunks in flight */
+	unsigned int refused;		/* refusals in a row */
+} throttle;				/* throttle_lock */
+
+static void __throttle_update(void)
+{
+	unsigned long now = jiffies, d = now - throttle.last;
+
+	lockdep_assert_held(&throttle_lock);
+	throttle.last = now;
+	throttle.total += d;
+	if (throttle.active)
+		throttle.busy += d;
+	if (throttle.total > THROTTLE_PERIOD) {
+		throttle.total /= 2;
+		throttle.busy /= 2;
+	}
+}
+
+/* May a chunk start now? If so, it counts as in flight. */
+static bool throttle_start(void)
+{
+	unsigned int pct = READ_ONCE(clone_throttle);
+	bool ok = true;
+
+	if (pct >= 100) {
+		spin_lock_irq(&throttle_lock);
+		throttle.active++;
+		spin_unlock_irq(&throttle_lock);
+		return true;
+	}
+
+	spin_lock_irq(&throttle_lock);
+	__throttle_update();
+	if (throttle.busy * 100 > throttle.total * pct &&
+	    ++throttle.refused < THROTTLE_TRIES)
+		ok = false;
+	if (ok) {
+		throttle.refused = 0;
+		throttle.active++;
+	}
+	spin_unlock_irq(&throttle_lock);
+	return ok;
+}
+
+static void throttle_end(void)
+{
+	spin_lock_irq(&throttle_lock);
+	if (READ_ONCE(clone_throttle) < 100)
+		__throttle_update();
+	throttle.active--;
+	spin_unlock_irq(&throttle_lock);
+}
+
+/* ---- The copy worker ---- */
+
+/* A region's copy failed: count it, say so (rate-limited). */
+static void copy_failed(struct clone *clone, unsigned long region,
+			bool read_failed)
+{
+	atomic_inc(&clone->copy_errors);
+	atomic_inc(&clone->pass_errors);
+	DMERR_LIMIT("%s: copying region %lu failed (%s error); failed copies so far: %d",
+		    clone_device_name(clone), region,
+		    read_failed ? "source read" : "destination write",
+		    atomic_read(&clone->copy_errors));
+}
+
+/* The last chunk of @job is over. Copy worker. */
+static void copy_job_done(struct clone *clone, struct clone_hydration *job)
+{
+	if (!job->retrying) {
+		if (!job->failed) {
+			end_hydrations(clone, job, true);
+			return;
+		}
+		if (job->copy_last - job->copy_first > 1) {
+			job->retrying = true;
+			job->retry_region = job->copy_first;
+			start_region_copy(clone, job);
+			return;
+		}
+		copy_failed(clone, job->copy_first, job->read_failed);
+		end_hydrations(clone, job, false);
 		return;
 	}
 
-	if (read_err || write_err) {
-		atomic_inc(&clone->copy_errors);
-		atomic_inc(&clone->pass_errors);
-		DMERR_LIMIT("%s: copying region %lu failed (%s error); failed copies so far: %d",
-			    clone_device_name(clone), leader->region_nr,
-			    read_err ? "source read" : "destination write",
-			    atomic_read(&clone->copy_errors));
-		status = BLK_STS_IOERR;
+	/* Region by region: mark each that made it. */
+	if (job->failed)
+		copy_failed(clone, job->retry_region, job->read_failed);
+	else
+		dm_clone_set_regions_hydrated(clone->cmd, job->retry_region, 1);
+	if (++job->retry_region < job->copy_last) {
+		start_region_copy(clone, job);
+		return;
 	}
-	end_hydrations(clone, leader, status);
+	end_hydrations(clone, job, false);
 }
 
-/* Copy @nr contiguous regions starting at @leader's with kcopyd. */
-static void start_copy(struct clone *clone, struct clone_hydration *leader,
-		       unsigned int nr)
+/* A chunk's write is done, or it failed. Copy worker. */
+static void copy_chunk_done(struct clone *clone, struct clone_copy_buf *buf)
 {
-	struct dm_io_region from, to;
-	sector_t start = region_to_sector(clone, leader->region_nr);
-	sector_t len = min_t(sector_t, (sector_t)nr << clone->region_shift,
-			     clone->ti->len - start);
+	struct clone_hydration *job = buf->job;
 
-	from.bdev = clone->source_dev->bdev;
-	from.sector = start;
-	from.count = len;
-	to.bdev = clone->dest_dev->bdev;
-	to.sector = start;
-	to.count = len;
+	throttle_end();
+	if (buf->failed) {
+		job->failed = true;
+		if (!buf->writing)
+			job->read_failed = true;
+	}
+	put_copy_buf(clone, buf);
+	if (!--job->chunks && job->copy_next >= job->copy_end)
+		copy_job_done(clone, job);
+}
 
-	dm_kcopyd_copy(clone->kcopyd, &from, 1, &to, 0, copy_complete, leader);
+/* Start chunks while jobs wait and buffers may be had. Copy worker. */
+static void start_chunks(struct clone *clone)
+{
+	struct clone_hydration *job;
+	struct clone_copy_buf *buf;
+	bool urgent;
+
+	for (;;) {
+		spin_lock_irq(&clone->copy_lock);
+		job = list_first_entry_or_null(&clone->copy_urgent,
+					       struct clone_hydration, queue);
+		urgent = job;
+		if (!job)
+			job = list_first_entry_or_null(&clone->copy_jobs,
+						       struct clone_hydration,
+						       queue);
+		spin_unlock_irq(&clone->copy_lock);
+		if (!job)
+			return;
+
+		buf = get_copy_buf(clone, urgent);
+		if (!buf)
+			return;
+		if (!throttle_start()) {
+			put_copy_buf(clone, buf);
+			queue_delayed_work(clone->wq, &clone->copier_retry,
+					   THROTTLE_WAIT);
+			return;
+		}
+
+		buf->job = job;
+		buf->sector = job->copy_next;
+		buf->nr_sectors = min_t(sector_t, COPY_BUF_SECTORS,
+					job->copy_end - job->copy_next);
+		buf->writing = false;
+		buf->failed = false;
+		job->copy_next += buf->nr_sectors;
+		job->chunks++;
+		if (job->copy_next >= job->copy_end) {
+			spin_lock_irq(&clone->copy_lock);
+			list_del_init(&job->queue);
+			spin_unlock_irq(&clone->copy_lock);
+		}
+		clone->copy_chunks++;
+		copy_submit(clone, buf);
+		cond_resched();
+	}
+}
+
+static void do_copier(struct work_struct *ws)
+{
+	struct clone *clone = container_of(ws, struct clone, copier);
+	struct clone_copy_buf *buf, *tmp;
+	LIST_HEAD(read);
+	LIST_HEAD(done);
+
+	spin_lock_irq(&clone->copy_lock);
+	list_splice_init(&clone->copy_read, &read);
+	list_splice_init(&clone->copy_done, &done);
+	spin_unlock_irq(&clone->copy_lock);
+
+	list_for_each_entry_safe(buf, tmp, &read, list) {
+		list_del(&buf->list);
+		buf->writing = true;
+		copy_submit(clone, buf);
+	}
+	list_for_each_entry_safe(buf, tmp, &done, list) {
+		list_del(&buf->list);
+		copy_chunk_done(clone, buf);
+	}
+	start_chunks(clone);
+}
+
+static void do_copier_retry(struct work_struct *ws)
+{
+	struct clone *clone = container_of(to_delayed_work(ws), struct clone,
+					   copier_retry);
+
+	kick_copier(clone);
+}
+
+/*
+ * Once a copy period (COMMIT_PERIOD) passed without a chunk started, free
+ * the idle buffers but the one kept; all of them once hydration is
+ * complete. Worker context (the waker).
+ */
+static void release_idle_copy_bufs(struct clone *clone)
+{
+	unsigned long chunks = READ_ONCE(clone->copy_chunks);
+
+	if (test_bit(CLONE_COPY_RELEASE, &clone->flags)) {
+		trim_copy_bufs(clone, 0);
+		return;
+	}
+	if (chunks == clone->copy_chunks_seen)
+		trim_copy_bufs(clone, 1);
+	clone->copy_chunks_seen = chunks;
 }
 
 /*
@@ -572,7 +1103,7 @@ static int hydrate_for_write(struct clone *clone, struct bio *bio,
 	struct clone_hydration *hd, *new;
 	bool whole = bio_sectors(bio) == clone->region_size;
 
-	new = alloc_hydration(clone, region, GFP_NOIO);
+	new = alloc_hydration(clone, region, 1, GFP_NOIO);
 
 	spin_lock_irq(&clone->lock);
 	hd = __find_hydration(clone, region);
@@ -607,7 +1138,8 @@ static int hydrate_for_write(struct clone *clone, struct bio *bio,
 		return DM_MAPIO_REMAPPED;
 	}
 
-	start_copy(clone, new, 1);
+	new->urgent = true;
+	start_copy(clone, new);
 	return DM_MAPIO_SUBMITTED;
 }
 
@@ -620,36 +1152,45 @@ static bool hydration_may_run(struct clone *clone)
 
 /*
  * Gather up to @max contiguous unhydrated regions from @region that are
- * not in flight into one batch. Returns the batch size (0: @region is in
- * flight or hydrated, or no memory). Worker context.
+ * not in flight into one batch: one hydration per chunk of the hash table
+ * it touches. Returns the batch size (0: @region is in flight or hydrated,
+ * or no memory). Worker context.
  */
 static unsigned int gather_batch(struct clone *clone, unsigned long region,
 				 unsigned int max,
 				 struct clone_hydration **leaderp)
 {
 	struct clone_hydration *leader = NULL, *hd;
+	unsigned long r = region, end, e;
 	unsigned int n = 0;
 
-	spin_lock_irq(&clone->lock);
-	while (n < max && region + n < clone->nr_regions) {
-		unsigned long r = region + n;
+	while (n < max && r < clone->nr_regions) {
+		end = min(chunk_end(clone, r), r + (max - n));
 
-		if (dm_clone_is_region_hydrated(clone->cmd, r) ||
-		    __find_hydration(clone, r))
-			break;
-		hd = alloc_hydration(clone, r, GFP_NOWAIT | __GFP_NOWARN);
+		spin_lock_irq(&clone->lock);
+		end = __first_in_flight(clone, r, end);
+		for (e = r; e < end; e++)
+			if (dm_clone_is_region_hydrated(clone->cmd, e))
+				break;
+		hd = e > r ? alloc_hydration(clone, r, e - r,
+					     GFP_NOWAIT | __GFP_NOWARN) : NULL;
+		if (hd) {
+			__insert_hydration(clone, hd);
+			atomic_add(e - r, &clone->in_flight);
+		}
+		spin_unlock_irq(&clone->lock);
 		if (!hd)
 			break;
-		__insert_hydration(clone, hd);
+
 		if (leader)
 			list_add_tail(&hd->batch, &leader->batch);
 		else
 			leader = hd;
-		n++;
+		n += e - r;
+		if (e < chunk_end(clone, r))
+			break;	/* stopped at a hydrated or busy region */
+		r = e;
 	}
-	if (n)
-		atomic_add(n, &clone->in_flight);
-	spin_unlock_irq(&clone->lock);
 
 	*leaderp = leader;
 	return n;
@@ -725,7 +1266,7 @@ static void do_background_hydration(struct clone *clone)
 			continue;
 		}
 		clone->hydration_offset = region + n;
-		start_copy(clone, leader, n);
+		start_copy(clone, leader);
 		cond_resched();
 	}
 }
@@ -742,20 +1283,22 @@ static void mark_discarded(struct clone *clone, unsigned long first,
 {
 	while (first < last) {
 		unsigned long end = min(last, first + DISCARD_MARK_CHUNK);
-		unsigned long r, run;
+		unsigned long r = first, e, busy;
 
 		spin_lock_irq(&clone->lock);
-		if (!clone->nr_hashed) {
-			dm_clone_set_regions_hydrated(clone->cmd, first,
-						      end - first);
-		} else {
-			for (r = first; r < end; r += run + 1) {
-				for (run = 0; r + run < end &&
-				     !__find_hydration(clone, r + run); run++)
-					;
-				if (run)
-					dm_clone_set_regions_hydrated(clone->cmd,
-								      r, run);
+		while (r < end) {
+			e = min(end, chunk_end(clone, r));
+			busy = __first_in_flight(clone, r, e);
+			if (busy > r)
+				dm_clone_set_regions_hydrated(clone->cmd, r,
+							      busy - r);
+			if (busy < e) {
+				struct clone_hydration *hd;
+
+				hd = __find_hydration(clone, busy);
+				r = hd->region_nr + hd->nr_regions;
+			} else {
+				r = e;
 			}
 		}
 		spin_unlock_irq(&clone->lock);
@@ -797,28 +1340,6 @@ static void process_discard(struct clone *clone, struct bio *bio)
 }
 
 /* ---- Worker ---- */
-
-/* Copy the regions of failed batches again, each on its own. */
-static void process_failed_batches(struct clone *clone)
-{
-	struct clone_hydration *leader, *hd, *tmp;
-	LIST_HEAD(batches);
-
-	spin_lock_irq(&clone->lock);
-	list_splice_init(&clone->failed_batches, &batches);
-	spin_unlock_irq(&clone->lock);
-
-	list_for_each_entry_safe(leader, tmp, &batches, retry) {
-		struct clone_hydration *next;
-
-		list_del_init(&leader->retry);
-		list_for_each_entry_safe(hd, next, &leader->batch, batch) {
-			list_del_init(&hd->batch);
-			start_copy(clone, hd, 1);
-		}
-		start_copy(clone, leader, 1);
-	}
-}
 
 static void process_deferred_bios(struct clone *clone)
 {
@@ -895,6 +1416,8 @@ static void check_hydration_done(struct clone *clone)
 	if (clone_commit(clone) || !dm_clone_is_hydration_done(clone->cmd))
 		return;
 	dm_clone_metadata_release_bitmap(clone->cmd);
+	set_bit(CLONE_COPY_RELEASE, &clone->flags);
+	trim_copy_bufs(clone, 0);
 	if (!test_and_set_bit(CLONE_DONE_EVENT_SENT, &clone->flags)) {
 		DMINFO("%s: hydration complete: all %lu regions are on the destination",
 		       clone_device_name(clone), clone->nr_regions);
@@ -906,7 +1429,6 @@ static void do_worker(struct work_struct *ws)
 {
 	struct clone *clone = container_of(ws, struct clone, worker);
 
-	process_failed_batches(clone);
 	process_deferred_bios(clone);
 	process_discards(clone);
 	process_flushes(clone);
@@ -921,8 +1443,11 @@ static void do_waker(struct work_struct *ws)
 					   waker);
 
 	clone_commit(clone);
-	if (dm_clone_is_hydration_done(clone->cmd))
+	if (dm_clone_is_hydration_done(clone->cmd)) {
 		dm_clone_metadata_release_bitmap(clone->cmd);
+		set_bit(CLONE_COPY_RELEASE, &clone->flags);
+	}
+	release_idle_copy_bufs(clone);
 	wake_worker(clone);
 	queue_delayed_work(clone->wq, &clone->waker, COMMIT_PERIOD);
 }
@@ -1010,7 +1535,7 @@ static int clone_end_io(struct dm_target *ti, struct bio *bio,
 
 	if (pb->flags & PB_OVERWRITE) {
 		pb->flags &= ~PB_OVERWRITE;
-		end_hydrations(clone, pb->hd, *error);
+		end_hydrations(clone, pb->hd, !*error);
 	}
 
 	if (pb->flags & PB_DISCARD) {
@@ -1169,6 +1694,7 @@ static void clone_postsuspend(struct dm_target *ti)
 	cancel_delayed_work_sync(&clone->waker);
 	/* dm core waited for user bios; now the background copies. */
 	wait_event(clone->in_flight_wait, !atomic_read(&clone->in_flight));
+	cancel_delayed_work_sync(&clone->copier_retry);
 	flush_workqueue(clone->wq);
 	clone_commit(clone);
 }
@@ -1504,6 +2030,7 @@ static void set_default_tunables(struct clone *clone)
 static int create_runtime(struct clone *clone)
 {
 	struct dm_target *ti = clone->ti;
+	struct clone_copy_buf *buf;
 	int r;
 
 	clone->hash = kvcalloc(1U << HASH_BITS_REGIONS, sizeof(*clone->hash),
@@ -1520,13 +2047,23 @@ static int create_runtime(struct clone *clone)
 		return r;
 	}
 
-	clone->kcopyd = dm_kcopyd_client_create(&clone_throttle);
-	if (IS_ERR(clone->kcopyd)) {
-		r = PTR_ERR(clone->kcopyd);
-		clone->kcopyd = NULL;
-		ti->error = "Cannot create the kcopyd client";
+	clone->io_client = dm_io_client_create();
+	if (IS_ERR(clone->io_client)) {
+		r = PTR_ERR(clone->io_client);
+		clone->io_client = NULL;
+		ti->error = "Cannot create the dm-io client";
 		return r;
 	}
+
+	/* The copy buffer kept until hydration completes. */
+	buf = alloc_copy_buf(GFP_KERNEL);
+	if (!buf) {
+		ti->error = "Cannot allocate the copy buffer";
+		return -ENOMEM;
+	}
+	list_add(&buf->list, &clone->copy_free);
+	clone->nr_bufs = 1;
+	clone->nr_free = 1;
 
 	clone->wq = alloc_workqueue("dm-" DM_MSG_PREFIX,
 				    WQ_MEM_RECLAIM | CLONE_WQ_PERCPU, 0);
@@ -1542,8 +2079,9 @@ static void destroy_runtime(struct clone *clone)
 {
 	if (clone->wq)
 		destroy_workqueue(clone->wq);
-	if (clone->kcopyd)
-		dm_kcopyd_client_destroy(clone->kcopyd);
+	trim_copy_bufs(clone, 0);
+	if (clone->io_client)
+		dm_io_client_destroy(clone->io_client);
 	mempool_exit(&clone->hydration_pool);
 	kvfree(clone->hash);
 }
@@ -1611,7 +2149,14 @@ static int clone_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	bio_list_init(&clone->discards_done);
 	bio_list_init(&clone->deferred_flushes);
 	bio_list_init(&clone->deferred_completions);
-	INIT_LIST_HEAD(&clone->failed_batches);
+	spin_lock_init(&clone->copy_lock);
+	INIT_LIST_HEAD(&clone->copy_urgent);
+	INIT_LIST_HEAD(&clone->copy_jobs);
+	INIT_LIST_HEAD(&clone->copy_free);
+	INIT_LIST_HEAD(&clone->copy_read);
+	INIT_LIST_HEAD(&clone->copy_done);
+	INIT_WORK(&clone->copier, do_copier);
+	INIT_DELAYED_WORK(&clone->copier_retry, do_copier_retry);
 	atomic_set(&clone->in_flight, 0);
 	atomic_set(&clone->copy_errors, 0);
 	atomic_set(&clone->pass_errors, 0);
@@ -1662,6 +2207,7 @@ static void clone_dtr(struct dm_target *ti)
 
 	/* Suspended (or never resumed): nothing is in flight. */
 	cancel_delayed_work_sync(&clone->waker);
+	cancel_delayed_work_sync(&clone->copier_retry);
 	destroy_runtime(clone);
 	dm_clone_metadata_close(clone->cmd);
 	free_table_args(clone);
