@@ -138,7 +138,7 @@
  * (2^HD_CHUNK_SHIFT), the unit of the in-flight hash table.
  */
 #define HD_CHUNK_SHIFT			8
-#define HD_CHUNK_REGIONS		(1UL << HD_CHUNK_SHIFT)
+#define HD_CHUNK_REGIONS		BIT(HD_CHUNK_SHIFT)
 /*
  * The throttle: busy and total copy time are halved past THROTTLE_PERIOD;
  * a refused chunk is tried again after THROTTLE_WAIT, and started anyway
