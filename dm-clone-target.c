@@ -134,6 +134,21 @@
 #define COPY_MAX_BUFS			64U
 #define COPY_RETRY_DELAY		(HZ / 10)
 /*
+ * The copy window (see adapt_window()), when the user gave no
+ * hydration_threshold: it starts at WINDOW_START chunks' worth of bytes; a
+ * round lasts at least WINDOW_ROUND_NS and as many chunks as the window;
+ * the window grows by half while chunks take under WINDOW_FREE percent of
+ * the shortest round trip seen in the last WINDOW_EPOCH_NS or so; past
+ * that, a larger window is kept when it copied at least WINDOW_GAIN
+ * percent as fast, and tried again after WINDOW_HOLD rounds.
+ */
+#define WINDOW_START			4
+#define WINDOW_ROUND_NS			(20 * NSEC_PER_MSEC)
+#define WINDOW_FREE			150
+#define WINDOW_GAIN			110
+#define WINDOW_HOLD			8
+#define WINDOW_EPOCH_NS			(10 * NSEC_PER_SEC)
+/*
  * Hydrations in flight never cross a chunk of HD_CHUNK_REGIONS regions
  * (2^HD_CHUNK_SHIFT), the unit of the in-flight hash table.
  */
@@ -193,6 +208,7 @@ enum {
 	CLONE_RUNNING,			/* resumed: background copying may run */
 	CLONE_DONE_EVENT_SENT,		/* "hydration complete" raised */
 	CLONE_COPY_RELEASE,		/* complete: free the copy buffers */
+	CLONE_THRESHOLD_SET,		/* hydration_threshold given: no window */
 };
 
 struct clone {
@@ -266,6 +282,22 @@ struct clone {
 	unsigned int nr_free;		/* on copy_free */
 	unsigned long copy_chunks;	/* chunks started; copy worker */
 	unsigned long copy_chunks_seen;	/* copy_chunks at the last waker */
+
+	/* The copy window (adapt_window()): the copy worker's. */
+	unsigned int window;		/* in chunks of COPY_BUF_SECTORS */
+	unsigned int window_before;	/* before the last growth */
+	unsigned int window_hold;	/* rounds before growing again */
+	bool window_growing;		/* the last change grew it */
+	bool window_settle;		/* changed: do not judge this round */
+	sector_t bg_sectors;		/* of background chunks in flight */
+	unsigned int round_chunks;	/* chunks ended in this round */
+	u64 round_sectors;		/* their sectors */
+	u64 round_start_ns;
+	u64 round_rtt_ns;		/* their round trips, summed */
+	u64 last_rate;			/* of the last round, sectors/s */
+	u64 base_ns;			/* shortest round trip lately */
+	u64 epoch_min_ns;		/* shortest in this epoch */
+	u64 epoch_start_ns;
 };
 
 /*
@@ -648,6 +680,7 @@ struct clone_copy_buf {
 	sector_t nr_sectors;
 	bool writing;			/* the read is done */
 	bool failed;
+	u64 start_ns;			/* when the read was sent */
 	struct page_list *pl;		/* COPY_BUF_PAGES pages, chained */
 };
 
@@ -741,6 +774,98 @@ static void trim_copy_bufs(struct clone *clone, unsigned int keep)
 }
 
 /*
+ * May another background chunk start? Not past the buffers allowed (the
+ * last one is for writes' jobs), nor, unless the user set
+ * hydration_threshold, past the copy window. Caller holds copy_lock.
+ */
+static bool __background_may_start(struct clone *clone, unsigned int limit)
+{
+	lockdep_assert_held(&clone->copy_lock);
+	if (clone->nr_bufs - clone->nr_free + 1 >= limit)
+		return false;
+	return test_bit(CLONE_THRESHOLD_SET, &clone->flags) ||
+	       clone->bg_sectors < (sector_t)READ_ONCE(clone->window) *
+				   COPY_BUF_SECTORS;
+}
+
+/*
+ * The copy window: how many bytes of background chunks may be in flight
+ * when the user gave no hydration_threshold. A few chunks keep a local
+ * disk busy, and more only make them wait for each other, and the writes
+ * waiting for regions in flight wait with them; a remote source needs
+ * many in flight to hide its latency. So, each round (at least
+ * WINDOW_ROUND_NS and as many chunks as the window): while chunks take
+ * little more than the shortest round trip seen lately (under WINDOW_FREE
+ * percent of it), they do not wait for each other and the window grows by
+ * half; past that, the window climbs the copy rate: it grows by a quarter
+ * (at least one chunk) while that makes copying at least WINDOW_GAIN
+ * percent as fast, else goes back to what it was and holds for
+ * WINDOW_HOLD rounds before trying again. A round right after a change is
+ * not judged: its chunks started before. Copy worker.
+ */
+static void adapt_window(struct clone *clone, sector_t sectors, u64 rtt)
+{
+	unsigned int w = clone->window, limit = copy_buf_limit(clone) - 1;
+	u64 now = ktime_get_ns(), elapsed, rate, avg;
+
+	rtt = max_t(u64, rtt, 1);
+	if (now - clone->epoch_start_ns > WINDOW_EPOCH_NS) {
+		clone->base_ns = clone->epoch_min_ns ?: rtt;
+		clone->epoch_min_ns = 0;
+		clone->epoch_start_ns = now;
+	}
+	clone->epoch_min_ns = min(clone->epoch_min_ns ?: rtt, rtt);
+	clone->base_ns = min(clone->base_ns ?: rtt, rtt);
+
+	elapsed = now - clone->round_start_ns;
+	if (elapsed > WINDOW_EPOCH_NS) {
+		/* The first chunk after a pause: start a round. */
+		clone->round_start_ns = now;
+		clone->round_chunks = 0;
+		clone->round_sectors = 0;
+		clone->round_rtt_ns = 0;
+		return;
+	}
+	clone->round_rtt_ns += rtt;
+	clone->round_sectors += sectors;
+	if (++clone->round_chunks < w || elapsed < WINDOW_ROUND_NS)
+		return;
+
+	rate = div64_u64(clone->round_sectors * NSEC_PER_SEC, elapsed);
+	avg = div_u64(clone->round_rtt_ns, clone->round_chunks);
+	if (clone->window_settle) {
+		clone->window_settle = false;
+	} else {
+		if (avg * 100 < clone->base_ns * WINDOW_FREE) {
+			clone->window_growing = true;
+			clone->window_before = w;
+			w += max(w / 2, 1U);
+		} else if (clone->window_growing) {
+			if (rate * 100 >= clone->last_rate * WINDOW_GAIN) {
+				clone->window_before = w;
+				w += max(w / 4, 1U);
+			} else {
+				w = clone->window_before;
+				clone->window_growing = false;
+				clone->window_hold = WINDOW_HOLD;
+			}
+		} else if (!clone->window_hold || !--clone->window_hold) {
+			clone->window_growing = true;
+			clone->window_before = w;
+			w += max(w / 4, 1U);
+		}
+		w = clamp(w, 1U, max(limit, 1U));
+		clone->window_settle = w != clone->window;
+		WRITE_ONCE(clone->window, w);
+		clone->last_rate = rate;
+	}
+	clone->round_start_ns = now;
+	clone->round_chunks = 0;
+	clone->round_sectors = 0;
+	clone->round_rtt_ns = 0;
+}
+
+/*
  * Take a buffer for a chunk of a write's job (@urgent) or a background
  * job: a free one, or a new one while under the limit, of which background
  * jobs leave the last one. NULL if none may be had now. Copy worker.
@@ -751,7 +876,7 @@ static struct clone_copy_buf *get_copy_buf(struct clone *clone, bool urgent)
 	struct clone_copy_buf *buf;
 
 	spin_lock_irq(&clone->copy_lock);
-	if (!urgent && clone->nr_bufs - clone->nr_free + 1 >= limit)
+	if (!urgent && !__background_may_start(clone, limit))
 		goto none;
 	buf = list_first_entry_or_null(&clone->copy_free,
 				       struct clone_copy_buf, list);
@@ -982,6 +1107,13 @@ static void copy_chunk_done(struct clone *clone, struct clone_copy_buf *buf)
 	struct clone_hydration *job = buf->job;
 
 	throttle_end();
+	if (!job->urgent) {
+		spin_lock_irq(&clone->copy_lock);
+		clone->bg_sectors -= buf->nr_sectors;
+		spin_unlock_irq(&clone->copy_lock);
+		adapt_window(clone, buf->nr_sectors,
+			     ktime_get_ns() - buf->start_ns);
+	}
 	if (buf->failed) {
 		job->failed = true;
 		if (!buf->writing)
@@ -1030,12 +1162,14 @@ static void start_chunks(struct clone *clone)
 		buf->failed = false;
 		job->copy_next += buf->nr_sectors;
 		job->chunks++;
-		if (job->copy_next >= job->copy_end) {
-			spin_lock_irq(&clone->copy_lock);
+		spin_lock_irq(&clone->copy_lock);
+		if (!urgent)
+			clone->bg_sectors += buf->nr_sectors;
+		if (job->copy_next >= job->copy_end)
 			list_del_init(&job->queue);
-			spin_unlock_irq(&clone->copy_lock);
-		}
+		spin_unlock_irq(&clone->copy_lock);
 		clone->copy_chunks++;
+		buf->start_ns = ktime_get_ns();
 		copy_submit(clone, buf);
 		cond_resched();
 	}
@@ -1226,6 +1360,24 @@ static bool start_new_pass(struct clone *clone)
 }
 
 /*
+ * Regions the background pass may have in flight: hydration_threshold,
+ * and without one from the user, what the copy window can move plus one
+ * chunk's worth waiting (a region waits for its copy: no deeper queue).
+ */
+static unsigned int background_threshold(struct clone *clone)
+{
+	unsigned int t = min(READ_ONCE(clone->hydration_threshold),
+			     MAX_HYDRATIONS_IN_FLIGHT);
+	u64 w;
+
+	if (test_bit(CLONE_THRESHOLD_SET, &clone->flags))
+		return t;
+	w = ((u64)READ_ONCE(clone->window) + 1) * COPY_BUF_SECTORS >>
+	    clone->region_shift;
+	return min_t(u64, t, max_t(u64, w, 1));
+}
+
+/*
  * Start background copies until hydration_threshold regions are in
  * flight. A pass walks the bitmap once from region 0; regions whose copy
  * failed are retried by the next pass after a back-off. Worker context.
@@ -1238,8 +1390,7 @@ static void do_background_hydration(struct clone *clone)
 	bool wrapped = false;
 
 	while (hydration_may_run(clone)) {
-		threshold = min(READ_ONCE(clone->hydration_threshold),
-				MAX_HYDRATIONS_IN_FLIGHT);
+		threshold = background_threshold(clone);
 		batch = max(READ_ONCE(clone->hydration_batch_size), 1U);
 		n = atomic_read(&clone->in_flight);
 		if (n >= threshold)
@@ -1647,6 +1798,7 @@ static int clone_message(struct dm_target *ti, unsigned int argc, char **argv,
 			 char *result, unsigned int maxlen)
 {
 	struct clone *clone = ti->private;
+	int r;
 
 	if (argc == 1 && !strcasecmp(argv[0], "enable_hydration")) {
 		set_bit(CLONE_HYDRATION_ENABLED, &clone->flags);
@@ -1659,8 +1811,12 @@ static int clone_message(struct dm_target *ti, unsigned int argc, char **argv,
 		return 0;
 	}
 
-	if (argc == 2 && !strcasecmp(argv[0], "hydration_threshold"))
-		return set_tunable(clone, argv, &clone->hydration_threshold);
+	if (argc == 2 && !strcasecmp(argv[0], "hydration_threshold")) {
+		r = set_tunable(clone, argv, &clone->hydration_threshold);
+		if (!r)
+			set_bit(CLONE_THRESHOLD_SET, &clone->flags);
+		return r;
+	}
 
 	if (argc == 2 && !strcasecmp(argv[0], "hydration_batch_size"))
 		return set_tunable(clone, argv, &clone->hydration_batch_size);
@@ -1862,6 +2018,7 @@ static int parse_core_args(struct clone *clone, struct dm_arg_set *as)
 
 		if (!strcasecmp(key, "hydration_threshold")) {
 			clone->hydration_threshold = v;
+			set_bit(CLONE_THRESHOLD_SET, &clone->flags);
 		} else if (!strcasecmp(key, "hydration_batch_size")) {
 			clone->hydration_batch_size = v;
 		} else {
@@ -2157,6 +2314,8 @@ static int clone_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	INIT_LIST_HEAD(&clone->copy_done);
 	INIT_WORK(&clone->copier, do_copier);
 	INIT_DELAYED_WORK(&clone->copier_retry, do_copier_retry);
+	clone->window = WINDOW_START;
+	clone->window_growing = true;
 	atomic_set(&clone->in_flight, 0);
 	atomic_set(&clone->copy_errors, 0);
 	atomic_set(&clone->pass_errors, 0);
