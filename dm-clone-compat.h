@@ -17,7 +17,6 @@
 #include <linux/device-mapper.h>
 #include <linux/dm-io.h>
 #include <linux/ioprio.h>
-#include <linux/kobject.h>
 #include <linux/lockdep.h>
 #include <linux/mutex.h>
 #include <linux/workqueue.h>
@@ -126,56 +125,39 @@ static inline bool clone_path_is_disk(const char *path, struct gendisk *disk)
 /*
  * Holder links. Device-mapper selects BLOCK_HOLDER_DEPRECATED: every dm
  * disk lists the block devices its table holds on disk->slave_bdevs, as
- * entries private to block/holder.c. Their leading fields are a list head
- * and then either the block device (6.1: the list is protected by the
- * disk's open_mutex), or, since the rework that also removed
- * bd_register_pending_holders() (6.12, 7.x), the device's "holders"
- * kobject, a child of the device's struct device (the list is protected by
- * a mutex private to block/holder.c).
+ * entries private to block/holder.c: a list head, then the block device.
+ * Up to the rework that removed bd_register_pending_holders() (6.1 has
+ * it), the disk's open_mutex protects that list, so it can be walked
+ * safely. Since (6.12, 7.x) the entries hold a kobject instead and the
+ * list is protected by a mutex private to block/holder.c: a walk would
+ * race with a table swapped below (entries freed under it), so there the
+ * check below is limited to the device itself.
  */
-#ifdef CLONE_HAVE_PENDING_HOLDERS
+#if defined(CONFIG_BLOCK_HOLDER_DEPRECATED) && defined(CLONE_HAVE_PENDING_HOLDERS)
+#define CLONE_WALKS_HOLDERS	1
+
 struct clone_bd_holder_disk {
 	struct list_head list;
 	struct block_device *bdev;
 };
-
-static inline struct gendisk *
-clone_holder_disk(struct clone_bd_holder_disk *holder)
-{
-	return holder->bdev->bd_disk;
-}
-#else
-struct clone_bd_holder_disk {
-	struct list_head list;
-	struct kobject *holder_dir;
-};
-
-static inline struct gendisk *
-clone_holder_disk(struct clone_bd_holder_disk *holder)
-{
-	return dev_to_bdev(kobj_to_dev(holder->holder_dir->parent))->bd_disk;
-}
 #endif
 
 /* How deep a stack of devices we look through (also lockdep's limit). */
 #define CLONE_STACK_MAX_DEPTH	(MAX_LOCKDEP_SUBCLASSES - 1)
 
 /*
- * clone_disk_is_below() - true if @target is @upper itself or one of the
+ * clone_disk_is_below() - true if @target is @upper itself or, where the
+ * holder lists can be walked safely (CLONE_WALKS_HOLDERS), one of the
  * devices @upper is stacked on, directly or through others. Takes the
  * open_mutex of each disk on the way down (nested, one level per
- * subclass); never @target's. Blocks; process context.
- *
- * Where the list's own mutex is private (see above), open_mutex does not
- * keep it from changing: a table swapped on a device below at the same
- * moment races with the walk. The devices walked from are held open by
- * the table being loaded.
+ * subclass); never @target's. The devices walked from are held open by
+ * the table being loaded. Blocks; process context.
  */
 static inline bool clone_disk_is_below(struct gendisk *upper,
 				       struct gendisk *target,
 				       unsigned int depth)
 {
-#ifdef CONFIG_BLOCK_HOLDER_DEPRECATED
+#ifdef CLONE_WALKS_HOLDERS
 	struct clone_bd_holder_disk *holder;
 	bool found = false;
 
@@ -186,7 +168,7 @@ static inline bool clone_disk_is_below(struct gendisk *upper,
 
 	mutex_lock_nested(&upper->open_mutex, depth + 1);
 	list_for_each_entry(holder, &upper->slave_bdevs, list) {
-		if (clone_disk_is_below(clone_holder_disk(holder), target,
+		if (clone_disk_is_below(holder->bdev->bd_disk, target,
 					depth + 1)) {
 			found = true;
 			break;

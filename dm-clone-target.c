@@ -55,7 +55,9 @@
  * lose) and, with passdown, the discard is trimmed to exactly those
  * regions and passed to the destination; they are marked after it
  * completes. Regions in flight are left to their hydration. A discard that
- * covers no whole region completes at once, with no effect.
+ * covers no whole region completes at once, with no effect. The worker
+ * marks a large discard in steps of DISCARD_COMMIT_REGIONS, committing
+ * after each, so that no transaction grows with the device.
  *
  * Commit protocol. The worker commits when a flush or FUA write waits,
  * about once a second when regions were marked, on postsuspend and on a
@@ -119,6 +121,13 @@
 #define HASH_BITS_REGIONS		12
 /* Regions marked per lock hold when a discard marks a range (count). */
 #define DISCARD_MARK_CHUNK		4096
+/*
+ * A discard marks at most this many regions per metadata transaction
+ * (count): a discard of a whole large device makes a series of bounded
+ * commits, not one that rewrites the whole bitset at once (and needs
+ * room for a second copy of it).
+ */
+#define DISCARD_COMMIT_REGIONS		BIT(20)
 /* Back-off before retrying regions whose copy failed (jiffies). */
 #define RETRY_BACKOFF_MIN		HZ
 #define RETRY_BACKOFF_MAX		(60 * HZ)
@@ -243,6 +252,7 @@ struct clone {
 	struct bio_list deferred_bios;		/* go to the destination */
 	struct bio_list deferred_discards;	/* not processed yet */
 	struct bio_list discards_done;		/* passed down, to mark */
+	struct bio_list discards_marking;	/* the worker's, not locked */
 	struct bio_list deferred_flushes;	/* empty flushes to commit */
 	struct bio_list deferred_completions;	/* FUA writes to commit */
 	struct hlist_head *hash;		/* hydrations in flight */
@@ -1472,9 +1482,13 @@ static void process_discard(struct clone *clone, struct bio *bio)
 		return;
 	}
 
+	pb->first = first;
+	pb->last = last;
 	if (!test_bit(CLONE_DISCARD_PASSDOWN, &clone->flags)) {
-		mark_discarded(clone, first, last);
-		bio_endio(bio);
+		/* Marked in steps by process_discards(). */
+		pb->flags |= PB_COMMITTED;
+		bio_list_add(&clone->discards_marking, bio);
+		wake_worker(clone);
 		return;
 	}
 
@@ -1482,8 +1496,6 @@ static void process_discard(struct clone *clone, struct bio *bio)
 	clone_regions_to_sectors(first, last, clone->ti->len,
 				 clone->region_shift, &start, &len);
 	pb->flags |= PB_DISCARD;
-	pb->first = first;
-	pb->last = last;
 	bio_set_dev(bio, clone->dest_dev->bdev);
 	bio->bi_iter.bi_sector = start;
 	bio->bi_iter.bi_size = len << SECTOR_SHIFT;
@@ -1511,11 +1523,31 @@ static void process_discards(struct clone *clone)
 	struct bio *bio;
 
 	take_list(clone, &clone->discards_done, &bios);
+	bio_list_merge(&bios, &clone->discards_marking);
+	bio_list_init(&clone->discards_marking);
 	while ((bio = bio_list_pop(&bios))) {
+		unsigned long end;
+
 		pb = get_pb(bio);
-		if (!bio->bi_status && get_mode(clone) == CM_WRITE)
-			mark_discarded(clone, pb->first, pb->last);
-		bio_endio(bio);
+		if (bio->bi_status || get_mode(clone) != CM_WRITE) {
+			bio_endio(bio);
+			continue;
+		}
+		end = min(pb->last, pb->first + DISCARD_COMMIT_REGIONS);
+		mark_discarded(clone, pb->first, end);
+		pb->first = end;
+		if (end == pb->last) {
+			bio_endio(bio);
+			continue;
+		}
+		/*
+		 * More to mark: commit this step, and go on with the
+		 * next at the next round of the worker, after the
+		 * flushes waiting.
+		 */
+		clone_commit(clone);
+		bio_list_add(&clone->discards_marking, bio);
+		wake_worker(clone);
 	}
 
 	take_list(clone, &clone->deferred_discards, &bios);
@@ -2304,6 +2336,7 @@ static int clone_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	bio_list_init(&clone->deferred_bios);
 	bio_list_init(&clone->deferred_discards);
 	bio_list_init(&clone->discards_done);
+	bio_list_init(&clone->discards_marking);
 	bio_list_init(&clone->deferred_flushes);
 	bio_list_init(&clone->deferred_completions);
 	spin_lock_init(&clone->copy_lock);

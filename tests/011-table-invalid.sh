@@ -5,8 +5,8 @@
 # reason that names the problem, and leaves no device behind. Covers the
 # argument count, missing and too-small devices, bad region sizes, too many
 # regions, bad feature and core argument groups, trailing arguments, a
-# device given twice, a clone whose table names itself or a device stacked
-# on it, a metadata device that holds other data (left untouched) or is too
+# device given twice, a clone whose table names itself or (before 6.12) a
+# device stacked on it, a metadata device that holds other data (left untouched) or is too
 # small. A failed reload of a live clone leaves its table, status and data
 # untouched, and the clone keeps working.
 # timeout: 180
@@ -148,10 +148,32 @@ reload_should_fail() {
 	assert_eq "$(clone_status c)" "$status0" "status after a failed reload"
 }
 
+# Where the block layer keeps its holder lists private (6.12 and later),
+# the clone cannot see that a device is stacked on it without racing
+# with table swaps below (see dm-clone-compat.h): such a table loads
+# there; it is cleared without being resumed.
+holders_walked() {
+	local v
+	v=$(uname -r | cut -d. -f1,2)
+	[ "$(printf '%s\n' "$v" 6.12 | sort -V | head -n 1)" != 6.12 ]
+}
+reload_stacked() {
+	if holders_walked; then
+		reload_should_fail "$1" "itself|stacked"
+		return
+	fi
+	dmsetup reload c --table "$1" >/dev/null 2>&1 ||
+		fail "reload through a stacked device failed on $(uname -r): $1"
+	dmsetup clear c
+	assert_eq "$(info_field c 'Tables present')" LIVE "tables after clearing"
+	assert_eq "$(clone_status c)" "$status0" "status after clearing"
+	log "loaded (holder lists not walked on $(uname -r)): '$1'"
+}
+
 reload_should_fail "$T $md $dst $C 8" "itself|stacked"
-reload_should_fail "$T $md $dst $stacked 8" "itself|stacked"
+reload_stacked "$T $md $dst $stacked 8"
 reload_should_fail "$T $md $C $src 8" "itself|stacked"
-reload_should_fail "$T $md $stacked $src 8" "itself|stacked"
+reload_stacked "$T $md $stacked $src 8"
 reload_should_fail "$T $C $dst $src 8" "itself|stacked"
 reload_should_fail "$T $md $dst $src 12" "region size"
 reload_should_fail "$T $md $dst $src 8 1 bogus" "feature"
