@@ -5,7 +5,8 @@
 # go into drivers/md/Makefile (and Kconfig's entry into drivers/md/Kconfig):
 #
 #	obj-$(CONFIG_DM_CLONE)	+= dm-clone.o
-#	dm-clone-y		+= dm-clone-target.o dm-clone-metadata.o
+#	dm-clone-y		+= dm-clone-target.o dm-clone-hydration.o \
+#				   dm-clone-metadata.o
 #
 # The second half wraps kbuild for an out-of-tree build and carries the
 # user-facing targets.
@@ -13,7 +14,7 @@
 ifneq ($(KERNELRELEASE),)
 
 obj-$(if $(CONFIG_DM_CLONE),$(CONFIG_DM_CLONE),m) += dm-clone.o
-dm-clone-y += dm-clone-target.o dm-clone-metadata.o
+dm-clone-y += dm-clone-target.o dm-clone-hydration.o dm-clone-metadata.o
 
 # Out of tree, the private persistent-data headers come from the build
 # cache (see scripts/deps.sh); in a kernel tree they are beside us.
@@ -39,7 +40,8 @@ clone_probe_flags = $(filter-out -Wp$(comma)% -DKBUILD_MODNAME=% \
 clone_probe_key = $(KERNELRELEASE) $(abspath $(objtree)) \
 		  $(CONFIG_CC_VERSION_TEXT) $(CLONE_PROBES)
 
-$(obj)/dm-clone-target.o $(obj)/dm-clone-metadata.o: $(obj)/dm-clone-features.h
+$(obj)/dm-clone-target.o $(obj)/dm-clone-hydration.o $(obj)/dm-clone-metadata.o: \
+	$(obj)/dm-clone-features.h
 
 $(obj)/dm-clone-features.h: $(src)/dm-clone-probes.c FORCE
 	$(Q)key=$$(echo '$(clone_probe_key)' | cksum | cut -d' ' -f1); \
@@ -71,7 +73,8 @@ KDIR ?= $(patsubst KDIR=%,%,$(filter KDIR=%,$(DEPS_VARS)))
 PDATA_INC ?= $(patsubst PDATA_INC=%,%,$(filter PDATA_INC=%,$(DEPS_VARS)))
 CHECKPATCH ?= $(patsubst CHECKPATCH=%,%,$(filter CHECKPATCH=%,$(DEPS_VARS)))
 
-SOURCES := dm-clone-target.c dm-clone-metadata.c dm-clone-metadata.h \
+SOURCES := dm-clone-target.c dm-clone-target.h dm-clone-hydration.c \
+	   dm-clone-metadata.c dm-clone-metadata.h \
 	   dm-clone-region.h dm-clone-compat.h dm-clone-probes.c
 
 .PHONY: all modules deps sparse checkpatch static unit check check-all demo bench \

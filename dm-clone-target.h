@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * dm-clone: what the target (dm-clone-target.c) and its hydration
+ * (dm-clone-hydration.c) share. Private to the module.
+ */
+
+#ifndef DM_CLONE_TARGET_H
+#define DM_CLONE_TARGET_H
+
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/device-mapper.h>
+#include <linux/dm-io.h>
+#include <linux/mempool.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#include "dm-clone-metadata.h"
+
+enum clone_mode {
+	CM_WRITE,		/* normal */
+	CM_READ_ONLY,		/* a metadata operation failed */
+	CM_FAIL,		/* the abort failed too */
+};
+
+/* Bits of clone->flags. */
+enum {
+	CLONE_HYDRATION_ENABLED,	/* background copying allowed */
+	CLONE_DISCARD_PASSDOWN,		/* discards reach the destination */
+	CLONE_RUNNING,			/* resumed: background copying may run */
+	CLONE_DONE_EVENT_SENT,		/* "hydration complete" raised */
+	CLONE_COPY_RELEASE,		/* complete: free the copy buffers */
+	CLONE_THRESHOLD_SET,		/* hydration_threshold given: no window */
+};
+
+struct clone {
+	struct dm_target *ti;
+	struct dm_dev *metadata_dev;
+	struct dm_dev *dest_dev;
+	struct dm_dev *source_dev;
+
+	sector_t region_size;		/* sectors, a power of two */
+	unsigned int region_shift;
+	unsigned long nr_regions;
+	struct dm_clone_metadata *cmd;
+
+	/* Constructor arguments from the region size on, for the table. */
+	unsigned int nr_table_args;
+	char **table_args;
+
+	unsigned long flags;		/* atomic bit operations */
+	enum clone_mode mode;		/* READ_ONCE/WRITE_ONCE; commit_lock */
+	unsigned int hydration_threshold;	/* regions; READ_ONCE */
+	unsigned int hydration_batch_size;	/* regions; READ_ONCE */
+
+	struct workqueue_struct *wq;
+	struct work_struct worker;
+	struct delayed_work waker;
+
+	/*
+	 * Protects the bio lists, the hash table and nr_hashed. Taken with
+	 * interrupts disabled (bio completions take it).
+	 */
+	spinlock_t lock;
+	struct bio_list deferred_bios;		/* go to the destination */
+	struct bio_list deferred_discards;	/* not processed yet */
+	struct bio_list discards_done;		/* passed down, to mark */
+	struct bio_list discards_marking;	/* the worker's, not locked */
+	struct bio_list deferred_flushes;	/* empty flushes to commit */
+	struct bio_list deferred_completions;	/* FUA writes to commit */
+	struct hlist_head *hash;		/* hydrations in flight */
+	unsigned long nr_hashed;
+
+	/* Regions being hydrated (background and on demand). */
+	atomic_t in_flight;
+	wait_queue_head_t in_flight_wait;
+
+	/* Worker only. */
+	unsigned long hydration_offset;	/* where the background pass is */
+	unsigned long retry_after;	/* jiffies, 0: no retry pending */
+	unsigned long retry_backoff;	/* jiffies */
+	atomic_t copy_errors;		/* failed copies, for the log */
+	atomic_t pass_errors;		/* failed copies in this pass */
+
+	/* Serialises commits and mode changes. */
+	struct mutex commit_lock;
+
+	mempool_t hydration_pool;
+
+	/* The copy engine (see "Hydration: the copy engine"). */
+	struct dm_io_client *io_client;
+	struct work_struct copier;
+	struct delayed_work copier_retry;
+	/*
+	 * Protects the job queues, the buffer queues and the buffer
+	 * counts. Taken with interrupts disabled (I/O completions take it).
+	 */
+	spinlock_t copy_lock;
+	struct list_head copy_urgent;	/* jobs of writes, first served */
+	struct list_head copy_jobs;	/* background jobs */
+	struct list_head copy_free;	/* idle buffers */
+	struct list_head copy_read;	/* read done: to write */
+	struct list_head copy_done;	/* written, or failed */
+	unsigned int nr_bufs;		/* allocated (or being allocated) */
+	unsigned int nr_free;		/* on copy_free */
+	unsigned long copy_chunks;	/* chunks started; copy worker */
+	unsigned long copy_chunks_seen;	/* copy_chunks at the last waker */
+
+	/* The copy window (adapt_window()): the copy worker's. */
+	unsigned int window;		/* in chunks of COPY_BUF_SECTORS */
+	unsigned int window_before;	/* before the last growth */
+	unsigned int window_hold;	/* rounds before growing again */
+	bool window_growing;		/* the last change grew it */
+	bool window_settle;		/* changed: do not judge this round */
+	sector_t bg_sectors;		/* of background chunks in flight */
+	unsigned int round_chunks;	/* chunks ended in this round */
+	u64 round_sectors;		/* their sectors */
+	u64 round_start_ns;
+	u64 round_rtt_ns;		/* their round trips, summed */
+	u64 last_rate;			/* of the last round, sectors/s */
+	u64 base_ns;			/* shortest round trip lately */
+	u64 epoch_min_ns;		/* shortest in this epoch */
+	u64 epoch_start_ns;
+};
+
+/*
+ * A region in flight. Background copies of contiguous regions are batched:
+ * the first hydration of a batch leads it, the others hang off its list.
+ */
+struct clone_hydration {
+	struct clone *clone;
+	unsigned long region_nr;	/* the first */
+	unsigned int nr_regions;	/* all in one hash chunk */
+	struct hlist_node h;
+	struct list_head batch;
+	struct bio_list waiting;	/* bios waiting for these regions */
+	bool overwrite;			/* hydrated by a whole-region write */
+
+	/* A copy job's state, on its leader: the copy worker's. */
+	struct list_head queue;		/* on copy_urgent or copy_jobs */
+	unsigned long copy_first, copy_last;	/* regions [first, last) */
+	sector_t copy_next, copy_end;	/* sectors still to start */
+	unsigned int chunks;		/* in flight */
+	bool urgent;			/* a write waits for it */
+	bool failed, read_failed;	/* in this round */
+	bool retrying;			/* region by region */
+	unsigned long retry_region;
+};
+
+/* Per-bio data. */
+struct clone_bio_data {
+	unsigned int flags;
+	struct clone_hydration *hd;	/* PB_OVERWRITE */
+	unsigned long first, last;	/* PB_DISCARD: regions [first, last) */
+};
+
+enum {
+	PB_OVERWRITE	= 1 << 0,	/* this bio hydrates pb->hd's region */
+	PB_DISCARD	= 1 << 1,	/* mark pb's regions on completion */
+	PB_COMMITTED	= 1 << 2,	/* completion was held for a commit */
+};
+
+/* Percentage of time the copy jobs may run (module parameter, 0-100). */
+extern unsigned int clone_throttle;
+
+/* ---- Helpers ---- */
+
+static inline struct clone_bio_data *get_pb(struct bio *bio)
+{
+	return dm_per_bio_data(bio, sizeof(struct clone_bio_data));
+}
+
+static inline const char *clone_device_name(struct clone *clone)
+{
+	return dm_table_device_name(clone->ti->table);
+}
+
+static inline enum clone_mode get_mode(struct clone *clone)
+{
+	return READ_ONCE(clone->mode);
+}
+
+static inline sector_t bio_target_sector(struct clone *clone, struct bio *bio)
+{
+	return dm_target_offset(clone->ti, bio->bi_iter.bi_sector);
+}
+
+static inline sector_t region_to_sector(struct clone *clone, unsigned long region)
+{
+	return (sector_t)region << clone->region_shift;
+}
+
+static inline void remap_to_dest(struct clone *clone, struct bio *bio)
+{
+	bio_set_dev(bio, clone->dest_dev->bdev);
+	bio->bi_iter.bi_sector = bio_target_sector(clone, bio);
+}
+
+static inline void wake_worker(struct clone *clone)
+{
+	queue_work(clone->wq, &clone->worker);
+}
+
+static inline void complete_list(struct bio_list *bios, blk_status_t status)
+{
+	struct bio *bio;
+
+	while ((bio = bio_list_pop(bios))) {
+		bio->bi_status = status;
+		bio_endio(bio);
+	}
+}
+
+/* ---- Hydration (dm-clone-hydration.c) ---- */
+
+/*
+ * Set up and tear down a clone's hydration: the in-flight hash table, the
+ * hydration objects, the copy engine (with the one copy buffer it keeps
+ * until hydration completes). clone_hydration_init() sets ti->error on
+ * failure; clone_hydration_exit() undoes what it did, even half of it.
+ * Process context; nothing in flight for the exit.
+ */
+int clone_hydration_init(struct clone *clone);
+void clone_hydration_exit(struct clone *clone);
+
+/* The module-wide cache of hydration objects. */
+int clone_hydration_module_init(void);
+void clone_hydration_module_exit(void);
+
+/*
+ * A write to unhydrated region @region: join the region's hydration or
+ * start one (a whole-region write is its own hydration). Returns a
+ * DM_MAPIO_* value. Map context (may block to allocate).
+ */
+int clone_hydrate_for_write(struct clone *clone, struct bio *bio,
+			    unsigned long region);
+
+/*
+ * End the hydration @leader (and its batch): mark its regions hydrated if
+ * @mark, hand the bios that waited for them on. Any context.
+ */
+void clone_end_hydrations(struct clone *clone, struct clone_hydration *leader,
+			  bool mark);
+
+/* Start background copies as the tunables allow. Worker context. */
+void clone_background_hydration(struct clone *clone);
+
+/*
+ * Mark regions [@first, @last) hydrated, leaving those in flight to their
+ * hydration. Worker context.
+ */
+void clone_mark_discarded(struct clone *clone, unsigned long first,
+			  unsigned long last);
+
+/*
+ * Free idle copy buffers: all of them once hydration is complete
+ * (@complete, or known so before), else, when no copy started in the last
+ * period, all but the one kept. Process context.
+ */
+void clone_release_copy_bufs(struct clone *clone, bool complete);
+
+#endif /* DM_CLONE_TARGET_H */
