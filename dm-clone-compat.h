@@ -63,6 +63,20 @@
 #endif
 
 /*
+ * The arguments of a dm-io notify function, and its error bits: a bitset
+ * of regions whose operation the device does not support came with the
+ * same change (7.x); for a copy, that is an error too.
+ */
+#ifdef CLONE_HAVE_DM_IO_UNSUP_BITS
+#define CLONE_IO_NOTIFY_ARGS	unsigned long error, unsigned long unsup, \
+				void *context
+#define CLONE_IO_NOTIFY_ERROR	(error | unsup)
+#else
+#define CLONE_IO_NOTIFY_ARGS	unsigned long error, void *context
+#define CLONE_IO_NOTIFY_ERROR	(error)
+#endif
+
+/*
  * clone_dm_io_async() - submit the asynchronous dm-io request @req (its
  * notify function set) on @where, at the default I/O priority. dm_io()
  * gained a bitset of unsupported regions before the priority (7.x); the

@@ -534,18 +534,29 @@ static void start_region_copy(struct clone *clone, struct clone_hydration *job)
 		   min(region_to_sector(clone, r + 1), clone->ti->len));
 }
 
-static void copy_io_done(unsigned long error, void *context)
+static void copy_io_done(CLONE_IO_NOTIFY_ARGS)
 {
 	struct clone_copy_buf *buf = context;
 	struct clone *clone = buf->job->clone;
 	unsigned long flags;
 
 	spin_lock_irqsave(&clone->copy_lock, flags);
-	if (error)
+	if (CLONE_IO_NOTIFY_ERROR)
 		buf->failed = true;
 	list_add_tail(&buf->list, buf->failed || buf->writing ?
 		      &clone->copy_done : &clone->copy_read);
 	spin_unlock_irqrestore(&clone->copy_lock, flags);
+	kick_copier(clone);
+}
+
+/* dm_io() refused the chunk's I/O: it failed. */
+static void copy_failed_to_submit(struct clone *clone,
+				  struct clone_copy_buf *buf)
+{
+	spin_lock_irq(&clone->copy_lock);
+	buf->failed = true;
+	list_add_tail(&buf->list, &clone->copy_done);
+	spin_unlock_irq(&clone->copy_lock);
 	kick_copier(clone);
 }
 
@@ -568,7 +579,7 @@ static void copy_submit(struct clone *clone, struct clone_copy_buf *buf)
 	};
 
 	if (clone_dm_io_async(&req, &where))
-		copy_io_done(1, buf);
+		copy_failed_to_submit(clone, buf);
 }
 
 /* ---- The throttle (module parameter clone_hydration_throttle) ---- */
