@@ -33,6 +33,7 @@
  *   dmclone-replay list LOG [--all]
  *   dmclone-replay replay LOG TARGET [--to N | --to-mark NAME | --to-flush K]
  *                                    [--from N] [--state FILE] [--discard zero|skip]
+ *                                    [--coherent]
  *
  * stats: counts of entries, writes, flushes, FUA writes, discards, marks,
  * sectors and bytes, whether the log ends with the end mark.
@@ -46,7 +47,10 @@
  * applied); --state FILE starts where the previous run with the same FILE
  * stopped (the file holds the next entry and its log offset) and records
  * where this one stops. A discard is replayed as zeros (--discard zero,
- * the default) or not at all (--discard skip).
+ * the default) or not at all (--discard skip). --coherent keeps the data
+ * of a FUA write over a plain write logged after it in the same flush
+ * interval (see struct fua_set: dm-log-writes orders such pairs the way
+ * no disk does).
  *
  * Everything read is checked (magic, version, block size, entry flags,
  * bounds against the log and the target, mark names): a truncated or
@@ -489,11 +493,20 @@ static int do_list(struct log *l, int all)
 	return 0;
 }
 
-/* The state file: "dmclone-replay-state NEXT_ENTRY OFFSET BLOCK_SIZE". */
-static int state_read(const char *path, uint64_t *next, uint64_t *off, uint32_t bs)
+/*
+ * The state file: "dmclone-replay-state NEXT OFFSET BLOCK_SIZE EPOCH EPOCH_OFFSET":
+ * the next entry to apply and its log offset, and the first entry after
+ * the last flush before it (for --coherent).
+ */
+struct pos {
+	uint64_t next, off;		/* next entry to apply */
+	uint64_t epoch, epoch_off;	/* first entry after the last flush */
+};
+
+static int state_read(const char *path, struct pos *p, uint32_t bs)
 {
 	char magic[32];
-	uint64_t n, o, b;
+	uint64_t b;
 	FILE *f = fopen(path, "r");
 
 	if (!f) {
@@ -502,19 +515,20 @@ static int state_read(const char *path, uint64_t *next, uint64_t *off, uint32_t 
 		err("cannot open the state file %s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (fscanf(f, "%31s %" SCNu64 " %" SCNu64 " %" SCNu64, magic, &n, &o, &b) != 4 ||
-	    strcmp(magic, STATE_MAGIC) || !n || b != bs || o < bs || o % bs) {
+	if (fscanf(f, "%31s %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64,
+		   magic, &p->next, &p->off, &b, &p->epoch, &p->epoch_off) != 6 ||
+	    strcmp(magic, STATE_MAGIC) || !p->next || b != bs || p->off < bs ||
+	    p->off % bs || !p->epoch || p->epoch > p->next || p->epoch_off < bs ||
+	    p->epoch_off % bs || p->epoch_off > p->off) {
 		err("%s: not a state file of this log", path);
 		fclose(f);
 		return -1;
 	}
 	fclose(f);
-	*next = n;
-	*off = o;
 	return 0;
 }
 
-static int state_write(const char *path, uint64_t next, uint64_t off, uint32_t bs)
+static int state_write(const char *path, const struct pos *p, uint32_t bs)
 {
 	char tmp[PATH_MAX];
 	FILE *f;
@@ -524,12 +538,72 @@ static int state_write(const char *path, uint64_t next, uint64_t off, uint32_t b
 		return -1;
 	}
 	f = fopen(tmp, "w");
-	if (!f || fprintf(f, "%s %" PRIu64 " %" PRIu64 " %" PRIu32 "\n", STATE_MAGIC,
-			  next, off, bs) < 0 || fclose(f) || rename(tmp, path)) {
+	if (!f || fprintf(f, "%s %" PRIu64 " %" PRIu64 " %" PRIu32 " %" PRIu64 " %" PRIu64 "\n",
+			  STATE_MAGIC, p->next, p->off, bs, p->epoch, p->epoch_off) < 0 ||
+	    fclose(f) || rename(tmp, path)) {
 		err("cannot write the state file %s: %s", path, strerror(errno));
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * --coherent: the block ranges written by FUA writes since the last flush.
+ * dm-log-writes logs a FUA write when it completes but a plain write only
+ * at the next flush, so a plain write that completed before a FUA write to
+ * the same blocks is logged after it, and a replay in log order lets the
+ * older data win, which no disk does (a completed write is superseded by a
+ * later write to the same blocks, cached or not). With --coherent, a plain
+ * write or discard does not overwrite blocks written by a FUA write logged
+ * earlier in the same flush interval. That assumes it completed before
+ * the FUA write; the log cannot tell, so callers should avoid plain writes
+ * over FUA-written blocks before the next flush (compare the device the
+ * log was taken of with a full replay to check).
+ */
+struct fua_set {
+	uint64_t (*r)[2];		/* [start, end) in blocks */
+	size_t n, cap;
+};
+
+static int fua_add(struct fua_set *f, uint64_t start, uint64_t end)
+{
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 64;
+		void *r = realloc(f->r, cap * sizeof(*f->r));
+
+		if (!r) {
+			err("out of memory");
+			return -1;
+		}
+		f->r = r;
+		f->cap = cap;
+	}
+	f->r[f->n][0] = start;
+	f->r[f->n][1] = end;
+	f->n++;
+	return 0;
+}
+
+/* Track the FUA ranges of the current flush interval through entry @e. */
+static int fua_note(struct fua_set *f, const struct entry *e, struct pos *p)
+{
+	if (e->flags & FLAG_MARK)
+		return 0;
+	if (e->flags & FLAG_FLUSH) {
+		f->n = 0;
+		p->epoch = e->nr + 1;
+		p->epoch_off = e->next_off;
+	}
+	if ((e->flags & FLAG_FUA) && e->nr_sectors)
+		return fua_add(f, e->sector, e->sector + e->nr_sectors);
+	return 0;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+
+	return x[0] < y[0] ? -1 : x[0] > y[0];
 }
 
 /* Write zeros over @len bytes at @off of the target. */
@@ -551,16 +625,93 @@ static int zero_range(struct dev *t, unsigned char *buf, uint64_t off, uint64_t 
 	return 0;
 }
 
+struct replay_opts {
+	int discard_zero;		/* replay discards as zeros */
+	int coherent;			/* --coherent */
+};
+
+/* Apply blocks [@start, @end) of entry @e (data or zeros) to the target. */
+static int apply_piece(struct log *l, struct dev *t, const struct entry *e,
+		       unsigned char *buf, uint64_t start, uint64_t end, int discard_zero)
+{
+	uint64_t boff = start * l->bs, blen = (end - start) * l->bs;
+	uint64_t doff = e->data_off + (start - e->sector) * l->bs;
+
+	if (e->flags & FLAG_DISCARD)
+		return discard_zero ? zero_range(t, buf, boff, blen) : 0;
+	for (uint64_t done = 0; done < blen; ) {
+		size_t c = blen - done < COPY_CHUNK ? blen - done : COPY_CHUNK;
+
+		if (dev_io(&l->dev, 0, buf, c, doff + done) || dev_io(t, 1, buf, c, boff + done))
+			return -1;
+		done += c;
+	}
+	return 0;
+}
+
+/*
+ * Apply entry @e; with --coherent, a plain write or discard skips the
+ * blocks of FUA writes of the current flush interval. Returns the blocks
+ * skipped, or -1.
+ */
+static int64_t apply_entry(struct log *l, struct dev *t, const struct entry *e,
+			   unsigned char *buf, struct fua_set *f, const struct replay_opts *o)
+{
+	uint64_t s = e->sector, end = e->sector + e->nr_sectors, cur = s, skipped = 0;
+	uint64_t (*ov)[2];
+	size_t n = 0;
+
+	if (!e->nr_sectors || (e->flags & FLAG_MARK))
+		return 0;
+	if (!o->coherent || (e->flags & (FLAG_FUA | FLAG_FLUSH)) || !f->n)
+		return apply_piece(l, t, e, buf, s, end, o->discard_zero) ? -1 : 0;
+	ov = malloc(f->n * sizeof(*ov));
+	if (!ov) {
+		err("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		uint64_t a = f->r[i][0] > s ? f->r[i][0] : s;
+		uint64_t b = f->r[i][1] < end ? f->r[i][1] : end;
+
+		if (a < b) {
+			ov[n][0] = a;
+			ov[n][1] = b;
+			n++;
+		}
+	}
+	qsort(ov, n, sizeof(*ov), cmp_range);
+	for (size_t i = 0; i <= n; i++) {
+		uint64_t a = i < n ? ov[i][0] : end;
+
+		if (a > cur && apply_piece(l, t, e, buf, cur, a, o->discard_zero)) {
+			free(ov);
+			return -1;
+		}
+		if (i < n && ov[i][1] > cur) {
+			skipped += ov[i][1] - (a > cur ? a : cur);
+			cur = ov[i][1];
+		} else if (a > cur) {
+			cur = a;
+		}
+	}
+	free(ov);
+	return skipped;
+}
+
 enum stop { STOP_ALL, STOP_ENTRY, STOP_MARK, STOP_FLUSH };
 
 static int do_replay(struct log *l, const char *target, enum stop how, uint64_t to,
-		     const char *mark, uint64_t from, const char *state, int discard_zero)
+		     const char *mark, uint64_t from, const char *state,
+		     const struct replay_opts *o)
 {
-	uint64_t off = l->bs, n = 1, points = 0, applied = 0, bytes = 0, last;
+	uint64_t points = 0, applied = 0, bytes = 0, skipped = 0, last;
+	struct pos p = { .next = 1, .off = l->bs, .epoch = 1, .epoch_off = l->bs };
 	unsigned char *buf = alloc_aligned(COPY_CHUNK);
 	struct entry *e = malloc(sizeof(*e));
+	struct fua_set f = { 0 };
 	struct dev t;
-	int found = 0, rc;
+	int found = 0, rc = 1;
 
 	if (!e)
 		return 1;
@@ -571,41 +722,55 @@ static int do_replay(struct log *l, const char *target, enum stop how, uint64_t 
 	}
 	last = how == STOP_ENTRY ? to : l->nr_entries;
 	if (state) {
-		rc = state_read(state, &n, &off, l->bs);
+		rc = state_read(state, &p, l->bs);
 		if (rc < 0)
 			return 1;
 		if (rc == 0 && from) {
 			err("--from and an existing --state file exclude each other");
 			return 2;
 		}
-		if (rc == 0 && (n > l->nr_entries + 1 || off > l->dev.size)) {
-			err("%s: state file points past the log (entry %" PRIu64 ")", state, n);
+		if (rc == 0 && (p.next > l->nr_entries + 1 || p.off > l->dev.size)) {
+			err("%s: state file points past the log (entry %" PRIu64 ")", state,
+			    p.next);
 			return 1;
 		}
 	}
 	if (dev_open(&t, target, O_RDWR))
 		return 1;
 
-	/* Skip to the first entry to apply (counting flush points on the way). */
-	for (uint64_t i = 1; i < (from ? from : 1); i++) {
-		if (i > l->nr_entries) {
-			err("--from %" PRIu64 ": the log has %" PRIu64 " entries", from,
-			    l->nr_entries);
+	/* Skip to the first entry to apply, noting the FUA ranges on the way. */
+	if (from > l->nr_entries + 1) {
+		err("--from %" PRIu64 ": the log has %" PRIu64 " entries", from, l->nr_entries);
+		return 1;
+	}
+	for (uint64_t i = 1; i < from; i++) {
+		if (log_entry(l, i, p.off, e) || fua_note(&f, e, &p))
+			return 1;
+		p.off = e->next_off;
+		p.next = i + 1;
+	}
+	if (state && !from && p.epoch < p.next) {
+		/* Resumed: rebuild the FUA ranges of the current flush interval. */
+		uint64_t o2 = p.epoch_off;
+
+		for (uint64_t i = p.epoch; i < p.next; i++) {
+			if (log_entry(l, i, o2, e) || fua_note(&f, e, &p))
+				return 1;
+			o2 = e->next_off;
+		}
+		if (o2 != p.off) {
+			err("%s: state file does not match the log", state);
 			return 1;
 		}
-		if (log_entry(l, i, off, e))
-			return 1;
-		off = e->next_off;
-		n = i + 1;
 	}
 	if (how == STOP_FLUSH || how == STOP_MARK) {
 		/* Find the stop entry from the start, independent of --from/--state. */
-		uint64_t o = l->bs;
+		uint64_t o2 = l->bs;
 
 		for (uint64_t i = 1; i <= l->nr_entries && !found; i++) {
-			if (log_entry(l, i, o, e))
+			if (log_entry(l, i, o2, e))
 				return 1;
-			o = e->next_off;
+			o2 = e->next_off;
 			if (how == STOP_FLUSH && is_point(e) && ++points == to)
 				found = 1;
 			if (how == STOP_MARK && (e->flags & FLAG_MARK) && !strcmp(e->name, mark))
@@ -622,41 +787,32 @@ static int do_replay(struct log *l, const char *target, enum stop how, uint64_t 
 			return 1;
 		}
 	}
-	if (n > last + 1) {
+	if (p.next > last + 1) {
 		err("already past entry %" PRIu64 " (next to apply: %" PRIu64
-		    "): replay cannot go back", last, n);
+		    "): replay cannot go back", last, p.next);
 		return 1;
 	}
 
-	for (; n <= last; n++) {
-		uint64_t boff, blen;
+	for (; p.next <= last; p.next++) {
+		int64_t sk;
 
-		if (log_entry(l, n, off, e))
+		if (log_entry(l, p.next, p.off, e))
 			return 1;
-		boff = e->sector * l->bs;
-		blen = e->nr_sectors * l->bs;
-		if (!(e->flags & FLAG_MARK) && (boff > t.size || blen > t.size - boff)) {
+		if (!(e->flags & FLAG_MARK) &&
+		    (e->sector * l->bs > t.size || e->nr_sectors * l->bs > t.size - e->sector * l->bs)) {
 			err("entry %" PRIu64 ": blocks %" PRIu64 "+%" PRIu64 " are past the end "
-			    "of %s (%" PRIu64 " bytes)", n, e->sector, e->nr_sectors, target,
-			    t.size);
+			    "of %s (%" PRIu64 " bytes)", p.next, e->sector, e->nr_sectors,
+			    target, t.size);
 			return 1;
 		}
-		if (e->flags & FLAG_DISCARD) {
-			if (discard_zero && zero_range(&t, buf, boff, blen))
-				return 1;
-		} else if (blen) {
-			for (uint64_t done = 0; done < blen; ) {
-				size_t c = blen - done < COPY_CHUNK ? blen - done : COPY_CHUNK;
-
-				if (dev_io(&l->dev, 0, buf, c, e->data_off + done) ||
-				    dev_io(&t, 1, buf, c, boff + done))
-					return 1;
-				done += c;
-			}
-			bytes += blen;
-		}
+		sk = apply_entry(l, &t, e, buf, &f, o);
+		if (sk < 0 || fua_note(&f, e, &p))
+			return 1;
+		skipped += sk;
+		if (!(e->flags & (FLAG_MARK | FLAG_DISCARD)))
+			bytes += (e->nr_sectors - sk) * l->bs;
 		applied++;
-		off = e->next_off;
+		p.off = e->next_off;
 		/* A flush point is a barrier on the target too. */
 		if (is_point(e) && !t.direct && fdatasync(t.fd)) {
 			err("fdatasync %s: %s", target, strerror(errno));
@@ -668,10 +824,14 @@ static int do_replay(struct log *l, const char *target, enum stop how, uint64_t 
 		return 1;
 	}
 	close(t.fd);
-	if (state && state_write(state, n, off, l->bs))
+	if (state && state_write(state, &p, l->bs))
 		return 1;
 	fprintf(stderr, "%s: applied %" PRIu64 " entries (%" PRIu64 " bytes), now at entry %"
-		PRIu64 " of %" PRIu64 "\n", prog, applied, bytes, n - 1, l->nr_entries);
+		PRIu64 " of %" PRIu64, prog, applied, bytes, p.next - 1, l->nr_entries);
+	if (o->coherent)
+		fprintf(stderr, "; %" PRIu64 " blocks kept from FUA writes", skipped);
+	fputc('\n', stderr);
+	free(f.r);
 	free(e);
 	free(buf);
 	return 0;
@@ -683,7 +843,7 @@ static void usage(void)
 		"usage: %s stats LOG\n"
 		"       %s list LOG [--all]\n"
 		"       %s replay LOG TARGET [--to N | --to-mark NAME | --to-flush K]\n"
-		"                    [--from N] [--state FILE] [--discard zero|skip]\n"
+		"                    [--from N] [--state FILE] [--discard zero|skip] [--coherent]\n"
 		"Entries are numbered from 1; replaying to N applies entries 1..N.\n",
 		prog, prog, prog);
 	exit(2);
@@ -694,7 +854,8 @@ int main(int argc, char **argv)
 	const char *cmd = argc > 1 ? argv[1] : "", *mark = NULL, *state = NULL;
 	enum stop how = STOP_ALL;
 	uint64_t to = 0, from = 0;
-	int all = 0, discard_zero = 1, nstops = 0;
+	struct replay_opts ro = { .discard_zero = 1 };
+	int all = 0, nstops = 0;
 	struct log l;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -716,6 +877,10 @@ int main(int argc, char **argv)
 	for (int i = 4; i < argc; i++) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
+		if (!strcmp(o, "--coherent")) {
+			ro.coherent = 1;
+			continue;
+		}
 		if (!v)
 			usage();
 		i++;
@@ -745,9 +910,9 @@ int main(int argc, char **argv)
 			state = v;
 		} else if (!strcmp(o, "--discard")) {
 			if (!strcmp(v, "zero"))
-				discard_zero = 1;
+				ro.discard_zero = 1;
 			else if (!strcmp(v, "skip"))
-				discard_zero = 0;
+				ro.discard_zero = 0;
 			else
 				usage();
 		} else {
@@ -760,5 +925,5 @@ int main(int argc, char **argv)
 	}
 	if (log_open(&l, argv[2]))
 		return 1;
-	return do_replay(&l, argv[3], how, to, mark, from, state, discard_zero);
+	return do_replay(&l, argv[3], how, to, mark, from, state, &ro);
 }
