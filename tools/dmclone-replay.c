@@ -345,8 +345,8 @@ static int log_entry(struct log *l, uint64_t nr, uint64_t off, struct entry *e)
 		return 0;
 	}
 	if (e->data_len) {
-		err("%s: entry %" PRIu64 ": inline data (%" PRIu64 " bytes) on a non-mark "
-		    "entry is not supported", path, nr, e->data_len);
+		err("%s: entry %" PRIu64 ": inline data (%" PRIu64
+		    " bytes) on a non-mark entry is not supported", path, nr, e->data_len);
 		return -1;
 	}
 	if (e->flags & FLAG_DISCARD) {
@@ -798,11 +798,11 @@ static int do_replay(struct log *l, const char *target, enum stop how, uint64_t 
 
 		if (log_entry(l, p.next, p.off, e))
 			return 1;
-		if (!(e->flags & FLAG_MARK) &&
-		    (e->sector * l->bs > t.size || e->nr_sectors * l->bs > t.size - e->sector * l->bs)) {
-			err("entry %" PRIu64 ": blocks %" PRIu64 "+%" PRIu64 " are past the end "
-			    "of %s (%" PRIu64 " bytes)", p.next, e->sector, e->nr_sectors,
-			    target, t.size);
+		if (!(e->flags & FLAG_MARK) && (e->sector * l->bs > t.size ||
+						e->nr_sectors * l->bs > t.size - e->sector * l->bs)) {
+			err("entry %" PRIu64 ": blocks %" PRIu64 "+%" PRIu64
+			    " are past the end of %s (%" PRIu64 " bytes)", p.next, e->sector,
+			    e->nr_sectors, target, t.size);
 			return 1;
 		}
 		sk = apply_entry(l, &t, e, buf, &f, o);
@@ -837,16 +837,16 @@ static int do_replay(struct log *l, const char *target, enum stop how, uint64_t 
 	return 0;
 }
 
-static void usage(void)
+static void usage(int rc)
 {
-	fprintf(stderr,
+	fprintf(rc ? stderr : stdout,
 		"usage: %s stats LOG\n"
 		"       %s list LOG [--all]\n"
 		"       %s replay LOG TARGET [--to N | --to-mark NAME | --to-flush K]\n"
 		"                    [--from N] [--state FILE] [--discard zero|skip] [--coherent]\n"
 		"Entries are numbered from 1; replaying to N applies entries 1..N.\n",
 		prog, prog, prog);
-	exit(2);
+	exit(rc);
 }
 
 int main(int argc, char **argv)
@@ -859,8 +859,10 @@ int main(int argc, char **argv)
 	struct log l;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help"))
+		usage(0);
 	if (argc < 3)
-		usage();
+		usage(2);
 	if (!strcmp(cmd, "stats") && argc == 3) {
 		if (log_open(&l, argv[2]))
 			return 1;
@@ -873,7 +875,7 @@ int main(int argc, char **argv)
 		return do_list(&l, all);
 	}
 	if (strcmp(cmd, "replay") || argc < 4)
-		usage();
+		usage(2);
 	for (int i = 4; i < argc; i++) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -882,7 +884,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (!v)
-			usage();
+			usage(2);
 		i++;
 		if (!strcmp(o, "--to")) {
 			how = STOP_ENTRY;
@@ -914,9 +916,9 @@ int main(int argc, char **argv)
 			else if (!strcmp(v, "skip"))
 				ro.discard_zero = 0;
 			else
-				usage();
+				usage(2);
 		} else {
-			usage();
+			usage(2);
 		}
 	}
 	if (nstops > 1) {
