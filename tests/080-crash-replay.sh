@@ -2,25 +2,21 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # Crash consistency by replay (issue 7). The clone's destination and
-# metadata are two linear slices of one dm-log-writes device, so a single
-# log orders every write to both as it reached stable storage. A clone
-# hydrates in the background (slow source, small regions) while a writer
-# writes tagged 4 KiB blocks (pattern seed 1000+N for the N-th write, so
-# content names its writer), plain, followed by fsync, or O_DIRECT|O_DSYNC
-# (FUA), and marks the log ("dmsetup message lw 0 mark dK") each time a
-# fsync or FUA write has returned. Then every flush/FUA point of the log
-# and random points in between are replayed (tools/dmclone-replay, onto a
-# scratch device, incrementally, --coherent: see lib/replay.sh, which also
-# checks that the whole log replays to the device it was taken of) and,
-# on a copy of the replayed state, a
-# no_hydration clone is opened with the original source. At every point:
-# the metadata opens read-write (status parses); every block of the clone
-# holds the source's data or a version the writer wrote to that block, at
-# its place, never torn; every write made durable by a mark at or before
-# the point (fsync: all writes before it; FUA: that write) is there, at
-# least at that generation; the destination itself holds only its initial
-# filler, the source's or the writer's data, and at least as many regions
-# free of the filler as the metadata says are hydrated.
+# metadata are two linear slices of one dm-log-writes device, so one log
+# orders every write to both as it reached stable storage. A clone
+# hydrates (slow source, small regions) while a writer writes tagged 4 KiB
+# blocks (seed 1000+N for the N-th write), plain, then fsync, or
+# O_DIRECT|O_DSYNC (FUA), and marks the log ("dK") each time a fsync or
+# FUA write has returned. Every flush/FUA point of the log and random
+# points between are replayed (tools/dmclone-replay, incrementally,
+# --coherent: see lib/replay.sh, which also checks that the whole log
+# replays to the logged device); on a copy of each, a no_hydration clone
+# with the original source must: open read-write (status parses); hold at
+# every block the source's data or a version written there, in place,
+# never torn; hold every write made durable by a mark at or before the
+# point (fsync: all writes before it; FUA: that write), at least at that
+# generation; have on the destination only its filler, source or user
+# data, and at least as many filler-free regions as it reports hydrated.
 # timeout: 420
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/persistence.sh"
