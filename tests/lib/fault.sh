@@ -13,7 +13,7 @@
 #   tables:   flakey_dead_table flakey_flap_table
 #   I/O:      io_read io_write expect_eio_read expect_eio_write
 #             expect_ok_read expect_ok_write timed
-#   state:    assert_mode assert_no_event clone_log_lines
+#   state:    assert_mode assert_no_event clone_log_lines assert_no_flood
 #   teardown: remove_and_unload
 
 # Seconds any single user I/O may take before it counts as a hang.
@@ -126,4 +126,27 @@ remove_and_unload() {
 	timed 30 modprobe -r dm-clone || fail "dm-clone cannot be unloaded: $(lsmod | grep dm_clone)"
 	! grep -q '^dm_clone ' /proc/modules || fail "dm-clone still loaded after modprobe -r"
 	log "dm-clone unloaded"
+}
+
+# assert_no_flood WHAT MAX: since the last log_mark, each kind of clone
+# kernel log line (the line with its numbers blanked) appears at most MAX
+# times (callers allow for the rate limit of DMERR_LIMIT, 10 lines per
+# 5 s per call site, plus a line per failing pass), and once hundreds of
+# copies failed, the per-copy lines are a small fraction of the failures
+# (the count the lines carry): the log grows with time, not with failures.
+assert_no_flood() {
+	local what=$1 max=$2 n failures kinds worst copies
+	n=$(clone_log_lines)
+	failures=$(log_since_mark | sed -n 's/.*failed copies so far: \([0-9]*\).*/\1/p; s/.*: \([0-9]*\) region copies failed so far.*/\1/p' |
+		sort -n | tail -n 1)
+	failures=${failures:-0}
+	kinds=$(log_since_mark | sed -n 's/.*device-mapper: clone: [0-9]*:[0-9]*: //p' |
+		sed 's/[0-9][0-9]*/N/g' | sort | uniq -c | sort -rn)
+	log "$what: $n clone log lines for $failures failed copies; by kind:"
+	echo "$kinds" | sed -n 's/^/    /; 1,6p'
+	worst=$(echo "$kinds" | awk 'NR == 1 { print $1 + 0 }')
+	[ "${worst:-0}" -le "$max" ] || fail "$what: one kind of clone log line $worst times (more than $max): a flood"
+	copies=$(log_since_mark | grep -c 'device-mapper: clone: .*copying region' || true)
+	[ "$failures" -lt 200 ] || [ $((copies * 10)) -le "$failures" ] ||
+		fail "$what: $copies log lines for $failures failed copies: not rate-limited"
 }
