@@ -50,7 +50,7 @@ t_fail=$SECONDS
 dm_swap sflk "$(flakey_dead_table /dev/mapper/sdelay)"
 log "the source fails every I/O from now on"
 
-wait_for 20 clone_idle c || fail "copies stay in flight on a dead source: $(clone_status_noflush c)"
+wait_for 60 clone_idle c || fail "copies stay in flight on a dead source: $(clone_status_noflush c)"
 h=$(clone_hydrated c)
 log "idle: $(clone_status c)"
 [ "$h" -lt $((nr - 50)) ] || fail "hydration got too far to test ($h of $nr)"
@@ -89,7 +89,7 @@ log_since_mark | grep -q 'region copies failed so far; retrying in [0-9]* s' ||
 	fail "no 'retrying in S s' line in the kernel log"
 assert_no_event c "$ev0" "dm events on a source failure (no mode change)"
 assert_mode c rw "mode after 20 s of failure"
-wait_for 10 clone_idle c || fail "copies stay in flight: $(clone_status c)"
+wait_for 60 clone_idle c || fail "copies stay in flight: $(clone_status c)"
 assert_eq "$(clone_hydrated c)" $((h + 1)) "hydrated regions (no progress but the whole-region write)"
 cmp_dev $clone "$ref" $good || fail "hydrated regions differ from the reference after 20 s of failure"
 

@@ -81,7 +81,7 @@ t_fail=$SECONDS
 kill_server
 log "nbd-server killed"
 
-wait_for 40 clone_idle c || fail "copies stay in flight with the server gone: $(clone_status_noflush c)"
+wait_for 60 clone_idle c || fail "copies stay in flight with the server gone: $(clone_status_noflush c)"
 h=$(clone_hydrated c)
 log "idle: $(clone_status c)"
 [ "$h" -lt $((nr - 50)) ] || fail "hydration got too far to test ($h of $nr)"

@@ -52,7 +52,7 @@ ev0=$(event_nr c)
 log_mark
 t_fail=$SECONDS
 dm_swap dflk "$(flakey_table "$destloop" error_writes)"
-wait_for 20 clone_idle c || fail "copies stay in flight: $(clone_status_noflush c)"
+wait_for 60 clone_idle c || fail "copies stay in flight: $(clone_status_noflush c)"
 h=$(clone_hydrated c)
 log "idle: $(clone_status_noflush c)"
 [ "$h" -lt $((nr - 50)) ] || fail "hydration got too far to test ($h of $nr)"
@@ -73,7 +73,7 @@ assert_no_flood "$((SECONDS - t_fail)) s of destination failure" 60
 log_since_mark | grep -q 'destination write' || fail "no copy failure naming the destination in the kernel log"
 assert_no_event c "$ev0" "dm events on a destination failure (no mode change)"
 assert_mode c rw "mode after 20 s of destination failure"
-wait_for 10 clone_idle c || fail "copies stay in flight: $(clone_status_noflush c)"
+wait_for 60 clone_idle c || fail "copies stay in flight: $(clone_status_noflush c)"
 assert_eq "$(clone_hydrated c)" "$h" "hydrated regions while the destination fails"
 
 log "the destination's reads fail too"
@@ -115,7 +115,7 @@ dm_create c "$table2"
 ev0=$(event_nr c)
 wait_for 60 hydrated_at_least c $((nr - nbad)) ||
 	fail "hydration did not reach $((nr - nbad)) of $nr regions: $(clone_status c)"
-wait_for 15 clone_idle c || fail "copies stay in flight: $(clone_status c)"
+wait_for 60 clone_idle c || fail "copies stay in flight: $(clone_status c)"
 assert_eq "$(clone_hydrated c)" $((nr - nbad)) "hydrated regions with $nbad regions unwritable"
 assert_mode c rw "mode with a bad destination range"
 cmp_dev $clone "$ref" || fail "reads differ from the source (the bad range must be read from the source)"
