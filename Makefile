@@ -78,7 +78,7 @@ SOURCES := dm-clone-target.c dm-clone-target.h dm-clone-hydration.c \
 	   dm-clone-region.h dm-clone-compat.h dm-clone-probes.c
 
 .PHONY: all modules deps sparse checkpatch static unit check check-all demo bench \
-	install dkms clean help
+	install dkms clean help stress
 
 all: modules
 
@@ -124,6 +124,12 @@ demo: deps modules
 bench: deps modules
 	bench/run
 
+# The stress test (tests/090-stress.sh) for 20 minutes instead of the
+# suite's short run; STRESS_SECONDS=N to choose.
+STRESS_SECONDS ?= 1200
+stress: deps modules
+	tests/run --env STRESS_SECONDS=$(STRESS_SECONDS) 090
+
 # The kernel release the headers in KDIR are for.
 KVER ?= $(shell sed -n 's/^\#define UTS_RELEASE "\(.*\)"/\1/p' $(KDIR)/include/generated/utsrelease.h 2>/dev/null)
 
@@ -151,6 +157,7 @@ help:
 	@echo "make check-all  the guest suite on 6.1, 6.12 and 7 in turn"
 	@echo "make demo     show a clone working end to end in a guest"
 	@echo "make bench    benchmarks (prints tables of ratios)"
+	@echo "make stress   fio verify + hydration + reloads for 20 min (STRESS_SECONDS=N)"
 	@echo "make install  install dm-clone.ko (updates/) and the dmclone tool"
 	@echo "make dkms     register the module with DKMS"
 
