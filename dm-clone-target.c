@@ -88,6 +88,7 @@
 #include <linux/device-mapper.h>
 #include <linux/dm-io.h>
 #include <linux/jiffies.h>
+#include <linux/log2.h>
 #include <linux/mempool.h>
 #include <linux/module.h>
 #include <linux/sizes.h>
@@ -260,9 +261,16 @@ static int clone_commit(struct clone *clone)
 
 	r = blkdev_issue_flush(clone->dest_dev->bdev);
 	if (r) {
-		DMERR_LIMIT("%s: flushing the destination failed: error %d",
-			    clone_device_name(clone), r);
+		/* Retried every commit: say so at 1, 2, 4, 8... failures. */
+		if (is_power_of_2(++clone->flush_errors))
+			DMERR("%s: flushing the destination failed: error %d (%u in a row)",
+			      clone_device_name(clone), r, clone->flush_errors);
 		goto out;
+	}
+	if (clone->flush_errors) {
+		DMINFO("%s: flushing the destination works again, after %u failures",
+		       clone_device_name(clone), clone->flush_errors);
+		clone->flush_errors = 0;
 	}
 
 	r = dm_clone_metadata_commit(clone->cmd);

@@ -85,6 +85,7 @@ struct clone {
 
 	/* Serialises commits and mode changes. */
 	struct mutex commit_lock;
+	unsigned int flush_errors;	/* in a row; commit_lock */
 
 	mempool_t hydration_pool;
 
