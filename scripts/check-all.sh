@@ -4,10 +4,12 @@
 # The guest suite on every supported kernel, one after the other (`make
 # check-all` runs it after the static checks and unit tests).
 #
-#   scripts/check-all.sh [TEST...]
+#   scripts/check-all.sh [--kernels "K..."] [TEST...]
 #
 # Runs `tests/run --kernel K [TEST...]` for K in 6.1, 6.12 and 7 (see
-# scripts/kernels.sh), goes on after a failure, and ends with one line per
+# scripts/kernels.sh), or in the kernels --kernels names (which may include
+# `debug`, the debug kernel of `make check-debug`), goes on after a
+# failure, and ends with one line per
 # kernel (its release, the suite's result line and the time it took) and
 # the total "N passed, N failed, N skipped". Exit status 1 if any kernel
 # failed (a failed test, or a build that failed).
@@ -16,13 +18,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
 . "$here/kernels.sh"
 
+kernels=$ALL_KERNELS
 case "${1:-}" in
 -h|--help) sed -n '4,/^set -u/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
+--kernels) kernels=$2; shift 2 ;;
 esac
 
 rc=0 passed=0 failed=0 skipped=0 lines=()
 mkdir -p "$DMCLONE_OUT"
-for k in $ALL_KERNELS; do
+for k in $kernels; do
 	echo "# make check-all: kernel $k"
 	log=$DMCLONE_OUT/check-all-$k.log
 	start=$SECONDS
