@@ -58,13 +58,29 @@ static inline bool clone_discard_regions(u64 start, u64 len, u64 target_len,
 	if (!len || start >= target_len || end > target_len || end < start)
 		return false;
 
-	*first = (start + region_size - 1) >> region_shift;
+	/* Rounded up without computing start + region_size - 1: no wrap. */
+	*first = (start >> region_shift) +
+		 ((start & (region_size - 1)) ? 1 : 0);
 	if (end == target_len)
 		*last = clone_nr_regions(target_len, region_size);
 	else
 		*last = end >> region_shift;
 
 	return *first < *last;
+}
+
+/*
+ * The first sector of region @region, clipped to the target's end: the
+ * partial last region and the end of the target are handled without
+ * shifting a region number past 64 bits.
+ */
+static inline u64 clone_region_to_sector_clipped(u64 region, u64 target_len,
+						 unsigned int region_shift)
+{
+	if (region > (target_len >> region_shift))
+		return target_len;
+	/* Here region << region_shift <= target_len: no overflow. */
+	return region << region_shift;
 }
 
 /*
@@ -76,11 +92,9 @@ static inline void clone_regions_to_sectors(u64 first, u64 last,
 					    unsigned int region_shift,
 					    u64 *start, u64 *len)
 {
-	u64 end = last << region_shift;
+	u64 end = clone_region_to_sector_clipped(last, target_len, region_shift);
 
-	if (end > target_len)
-		end = target_len;
-	*start = first << region_shift;
+	*start = clone_region_to_sector_clipped(first, target_len, region_shift);
 	*len = end - *start;
 }
 

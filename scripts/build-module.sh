@@ -21,6 +21,11 @@
 #   * kbuild runs there; the feature probes (dm-clone-probes.c, see the
 #     Makefile) run as part of it, against that kernel.
 #
+# For SEL debug (scripts/debug-kernel.sh), kbuild runs on the host with
+# the compiler that built that kernel, against its tree, into
+# out/build/KVER/ likewise; the KUnit test module (tests/kunit) is built
+# there too, as out/build/KVER/tests/kunit/dm-clone-kunit.ko.
+#
 # MAKE-ARGS go to kbuild (for example W=1). The build log is
 # out/build/KVER/build.log. Progress goes to stderr, the path of the
 # module to stdout.
@@ -45,6 +50,30 @@ kernel_select "$sel"
 if [ "$SUITE" = "$HOST_SUITE" ]; then
 	make -s -C "$DMCLONE_ROOT" modules "$@" >&2
 	echo "$DMCLONE_ROOT/dm-clone.ko"
+	exit 0
+fi
+
+if [ "$SUITE" = debug ]; then
+	build=$DMCLONE_OUT/build/$KVER
+	mkdir -p "$build/tests/kunit"
+	# cp -p keeps the times, so kbuild rebuilds only what changed.
+	for f in "$DMCLONE_ROOT"/Makefile "$DMCLONE_ROOT"/Kconfig "$DMCLONE_ROOT"/dm-clone-*.[ch]; do
+		case "$f" in */dm-clone-features.h) continue ;; esac
+		cmp -s "$f" "$build/$(basename "$f")" || cp -p "$f" "$build/"
+	done
+	for f in "$DMCLONE_ROOT"/tests/kunit/Makefile "$DMCLONE_ROOT"/tests/kunit/*.c; do
+		cmp -s "$f" "$build/tests/kunit/$(basename "$f")" || cp -p "$f" "$build/tests/kunit/"
+	done
+	note "building dm-clone.ko and dm-clone-kunit.ko for $KVER in $build"
+	{
+		make -C "$KDIR" M="$build" PDATA_INC="$PDATA_INC" modules "$@" &&
+		make -C "$KDIR" M="$build/tests/kunit" modules "$@"
+	} >"$build/build.log" 2>&1 || {
+		tail -n 40 "$build/build.log" >&2
+		die "building the modules for $KVER failed (log: $build/build.log)"
+	}
+	[ -f "$build/dm-clone.ko" ] || die "no $build/dm-clone.ko after the build"
+	echo "$build/dm-clone.ko"
 	exit 0
 fi
 

@@ -21,6 +21,9 @@
 # configuration: linux-image-KVER and, where the image is split (sid: 7.x),
 # the linux-binary-, linux-modules- and linux-base-KVER it depends on.
 #
+# SEL debug is the debug kernel: scripts/debug-kernel.sh builds it (once,
+# cached) and prints the same assignments, plus KDIR and PDATA_INC.
+#
 # The packages are unpacked with dpkg -x into $DMCLONE_CACHE/kernel/KVER/
 # (the kernel moved to boot/vmlinuz-KVER, modules to lib/modules/KVER),
 # compressed modules (.ko.xz, .ko.zst) are decompressed, and `depmod -b` is
@@ -50,6 +53,13 @@ done
 suite=$HOST_SUITE
 if [ -n "$sel" ]; then
 	suite=$(kernel_suite "$sel") || die "unknown kernel '$sel'"
+fi
+if [ "$suite" = debug ]; then
+	out=$("$here/debug-kernel.sh")
+	[ -z "$kver" ] || grep -qxF "KVER=$kver" <<<"$out" ||
+		die "kernel $kver is not the debug kernel's ($(sed -n 's/^KVER=//p' <<<"$out"))"
+	echo "$out"
+	exit 0
 fi
 if [ -z "$kver" ] && [ "$suite" = "$HOST_SUITE" ]; then
 	kver=$(guest_kver)

@@ -8,6 +8,10 @@
 #                   the default, exactly what `make check` always did
 #   6.12  trixie    (Debian 13)
 #   7     sid       (unstable: the newest kernel Debian has)
+#   debug debug     not a suite: the debug kernel (KASAN, lockdep, kmemleak,
+#                   KUnit) built from bookworm's linux-source by
+#                   scripts/debug-kernel.sh, modules built with the host's
+#                   compiler against its tree
 #
 # (the suite names work as selectors too). The version numbers are never
 # written down here: kernel_select resolves them at run time from the
@@ -27,6 +31,7 @@ kernel_suite() {
 	""|6.1|bookworm|default) echo bookworm ;;
 	6.12|trixie) echo trixie ;;
 	7|7.*|sid|unstable) echo sid ;;
+	debug) echo debug ;;
 	*) return 1 ;;
 	esac
 }
@@ -163,6 +168,11 @@ kernel_select() {
 	local deps
 	KSEL=${1:-6.1}
 	SUITE=$(kernel_suite "$KSEL") || die "unknown kernel '$KSEL' (known: $ALL_KERNELS, or bookworm, trixie, sid)"
+	if [ "$SUITE" = debug ]; then
+		eval "$("$DMCLONE_ROOT/scripts/debug-kernel.sh")"	# KVER ... KDIR PDATA_INC
+		KPKGVER=debug
+		return 0
+	fi
 	if [ "$SUITE" = "$HOST_SUITE" ]; then
 		KVER=$(host_kver)
 		[ -n "$KVER" ] || die "cannot resolve the version of linux-headers-cloud-amd64 (run 'make deps')"

@@ -18,7 +18,9 @@ need_module dm-delay
 need_cmd dmclone-pattern
 
 rs=128
-delay_ms=700
+# Times the runner's scale (slow kernels): the copies must stay in flight
+# while the writers start and the status is sampled.
+delay_ms=$((700 * ${DMCLONE_TIMEOUT_SCALE:-1}))
 srcdev=$(mkdev src 8)				# 16384 sectors
 dest=$(mkdev dest 8)
 ref=$(mkdev ref 8)

@@ -350,9 +350,10 @@ clone_core_arg() {
 }
 
 # wait_for TIMEOUT CMD...: poll CMD every 0.2 s until it succeeds; return 1
-# after TIMEOUT seconds.
+# after TIMEOUT seconds (times DMCLONE_TIMEOUT_SCALE, set by tests/run for
+# slow kernels, like the default of wait_hydrated).
 wait_for() {
-	local end=$((SECONDS + $1))
+	local end=$((SECONDS + $1 * ${DMCLONE_TIMEOUT_SCALE:-1}))
 	shift
 	until "$@"; do
 		[ $SECONDS -ge $end ] && return 1
@@ -363,7 +364,7 @@ wait_for() {
 # wait_hydrated NAME [TIMEOUT]: wait until every region is hydrated (default
 # timeout 120 s); fails the test on timeout or if the clone leaves rw mode.
 wait_hydrated() {
-	local name=$1 end=$((SECONDS + ${2:-120})) st mode
+	local name=$1 end=$((SECONDS + ${2:-120} * ${DMCLONE_TIMEOUT_SCALE:-1})) st mode
 	while :; do
 		st=$(clone_status "$name")
 		mode=$(awk '{ print $NF }' <<<"$st")

@@ -18,7 +18,8 @@
 #                              the hydrated count stays N and nothing is
 #                              in flight over SAMPLES status samples
 #   slow_dev NAME DEV MS       a dm-delay device over DEV (reads and
-#                              writes delayed by MS milliseconds)
+#                              writes delayed by MS milliseconds, times
+#                              DMCLONE_TIMEOUT_SCALE)
 #   hydrated_at_least NAME N, hydrating_is NAME N
 #                              predicates for wait_for
 
@@ -124,10 +125,13 @@ assert_hydrated_stays() {
 }
 
 # slow_dev NAME DEV MS: create a dm-delay device /dev/mapper/NAME over the
-# whole of DEV, every I/O delayed by MS milliseconds; print its path.
+# whole of DEV, every I/O delayed by MS milliseconds; print its path. MS
+# is multiplied by DMCLONE_TIMEOUT_SCALE (see tests/run): on a slow kernel
+# the tests' status sampling slows down, and the copy it observes must
+# slow down alike, or it finishes before it can be observed.
 slow_dev() {
 	need_module dm-delay
-	dm_create "$1" "0 $(dev_sectors "$2") delay $2 0 $3"
+	dm_create "$1" "0 $(dev_sectors "$2") delay $2 0 $(($3 * ${DMCLONE_TIMEOUT_SCALE:-1}))"
 	echo "/dev/mapper/$1"
 }
 

@@ -15,6 +15,19 @@
 # test produced (dmesg -c) and fails the test if one of them matches
 # lib/kernel-log-patterns.
 #
+# On a kernel with kmemleak (the debug kernel: /sys/kernel/debug/kmemleak),
+# what boot left is scanned and cleared before the first test, and after
+# each test (once its devices and modules are gone) kmemleak scans again:
+# the unreferenced objects it reports join the test's kernel log lines,
+# where "unreferenced object" fails the test. Automatic scanning is off in
+# that kernel, so every report belongs to the test just run (or to one
+# before it, for objects younger than kmemleak's 5 s minimum age at the
+# scan: DMCLONE_KMEMLEAK_WAIT seconds, default 5, separate the two scans
+# a report needs, for that reason).
+#
+# DMCLONE_TIMEOUT_SCALE (an integer, default 1) multiplies every test's
+# timeout, for slow kernels (KASAN); tests/run sets it.
+#
 # Protocol on stdout (parsed by tests/run; everything else is noise):
 #   @@DMCLONE-DEADLINE N        (for guest-run.sh: cut off if silent N s)
 #   @@TEST-START NAME TIMEOUT
@@ -36,6 +49,9 @@ grace=${DMCLONE_RUNNER_GRACE:-120}
 state=/tmp/dmclone-runner
 mkdir -p "$state"
 echo $$ >"$state/runner.pid"
+scale=${DMCLONE_TIMEOUT_SCALE:-1}
+kmemleak=/sys/kernel/debug/kmemleak
+kmemleak_wait=${DMCLONE_KMEMLEAK_WAIT:-5}
 
 kmsg() { echo "dmclone-runner: $*" >/dev/kmsg 2>/dev/null || true; }
 out() { printf '@@O %s\n' "$*"; }
@@ -96,11 +112,32 @@ reset_environment() {
 	return $ok
 }
 
+# kmemleak_report: print the unreferenced objects kmemleak finds now and
+# forget them (clear). An object is reported once it is older than 5 s and
+# its contents did not change between two scans: hence two, apart.
+kmemleak_report() {
+	echo scan >"$kmemleak" 2>/dev/null || return 0
+	sleep "$kmemleak_wait"
+	echo scan >"$kmemleak" 2>/dev/null || return 0
+	cat "$kmemleak" 2>/dev/null
+	echo clear >"$kmemleak" 2>/dev/null
+}
+
+# The kernel log of the boot goes with the first test's, as always; the
+# lines of the boot scan (its "new suspected memory leaks") do not.
+: >"$state/boot-kmsg"
+if [ -w "$kmemleak" ]; then
+	dmesg -c >"$state/boot-kmsg" 2>/dev/null
+	kmemleak_report >"$state/kmemleak-boot"
+	dmesg -c >/dev/null 2>&1
+	echo "runner: kmemleak: $(grep -c '^unreferenced object' "$state/kmemleak-boot") objects from boot cleared"
+fi
+
 for t in "$@"; do
 	name=${t%.sh}
 	path=$testdir/$t
 	tmo=$(sed -n '1,20s/^# *timeout: *\([0-9][0-9]*\).*/\1/p' "$path" | head -n 1)
-	tmo=${tmo:-$default_timeout}
+	tmo=$((${tmo:-$default_timeout} * scale))
 
 	echo "@@DMCLONE-DEADLINE $((tmo + grace))"
 	echo "@@TEST-START $name $tmo"
@@ -177,8 +214,19 @@ for t in "$@"; do
 	fi
 	rm -rf "$scratch" 2>/dev/null
 
+	if [ -z "$restart" ] && [ -w "$kmemleak" ]; then
+		kmemleak_report >"$state/leaks"
+		if [ -s "$state/leaks" ]; then
+			out "[runner] kmemleak: $(grep -c '^unreferenced object' "$state/leaks") unreferenced objects (in the kernel log below)"
+		fi
+	else
+		: >"$state/leaks"
+	fi
+
 	kmsg "end $name"
-	dmesg -c >"$state/kmsg" 2>/dev/null
+	dmesg -c >"$state/kmsg.new" 2>/dev/null
+	cat "$state/boot-kmsg" "$state/kmsg.new" "$state/leaks" >"$state/kmsg"
+	: >"$state/boot-kmsg"
 	while IFS= read -r line; do printf '@@K %s\n' "$line"; done <"$state/kmsg"
 	if grep -q -E -e "$patterns" "$state/kmsg"; then
 		bad=$(grep -m 1 -E -e "$patterns" "$state/kmsg" | sed 's/^\[[ 0-9.]*\] //')

@@ -57,6 +57,19 @@ static void test_discard(void)
 	CHECK(!clone_discard_regions(0, 0, 1000, 3, &f, &l));
 	CHECK(!clone_discard_regions(990, 20, 1000, 3, &f, &l));
 	CHECK(!clone_discard_regions(~0ULL - 3, 8, ~0ULL, 3, &f, &l));
+	/* At sector_t's maximum: no wrap-around in the rounding... */
+	CHECK(!clone_discard_regions(~0ULL - 3, 2, ~0ULL, 3, &f, &l));
+	CHECK(clone_discard_regions(~0ULL - 7, 7, ~0ULL, 3, &f, &l) &&
+	      f == ~0ULL >> 3 && l == (~0ULL >> 3) + 1);
+	/* ...nor in the sectors of the last (partial, 7 sectors) region. */
+	clone_regions_to_sectors(~0ULL >> 3, (~0ULL >> 3) + 1, ~0ULL, 3, &s, &n);
+	CHECK(s == ~0ULL - 7 && n == 7);
+	CHECK(clone_discard_regions(0, ~0ULL, ~0ULL, 21, &f, &l) && f == 0);
+	clone_regions_to_sectors(f, l, ~0ULL, 21, &s, &n);
+	CHECK(s == 0 && n == ~0ULL);
+	/* An empty range past the last full region is empty. */
+	clone_regions_to_sectors(l, l, ~0ULL, 21, &s, &n);
+	CHECK(n == 0);
 
 	/* Sectors of regions: clipped to the target. */
 	clone_regions_to_sectors(124, 126, 1001, 3, &s, &n);
