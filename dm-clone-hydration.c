@@ -64,8 +64,8 @@
  * The copy window (see adapt_window()), when the user gave no
  * hydration_threshold: it starts at WINDOW_START chunks' worth of bytes; a
  * round lasts at least WINDOW_ROUND_NS and as many chunks as the window;
- * the window grows by half while chunks take under WINDOW_FREE percent of
- * the shortest round trip seen in the last WINDOW_EPOCH_NS or so; past
+ * the window doubles while chunks take under WINDOW_FREE percent of the
+ * shortest round's mean round trip in the last WINDOW_EPOCH_NS or so; past
  * that, a larger window is kept when it copied at least WINDOW_GAIN
  * percent as fast, and tried again after WINDOW_HOLD rounds.
  */
@@ -379,9 +379,9 @@ static bool __background_may_start(struct clone *clone, unsigned int limit)
  * waiting for regions in flight wait with them; a remote source needs
  * many in flight to hide its latency. So, each round (at least
  * WINDOW_ROUND_NS and as many chunks as the window): while chunks take
- * little more than the shortest round trip seen lately (under WINDOW_FREE
- * percent of it), they do not wait for each other and the window grows by
- * half; past that, the window climbs the copy rate: it grows by a quarter
+ * little more than the shortest round's mean round trip lately (under
+ * WINDOW_FREE percent of it), they do not wait for each other and the
+ * window doubles; past that, the window climbs the copy rate: it grows by a quarter
  * (at least one chunk) while that makes copying at least WINDOW_GAIN
  * percent as fast, else goes back to what it was and holds for
  * WINDOW_HOLD rounds before trying again. A round right after a change is
@@ -393,14 +393,6 @@ static void adapt_window(struct clone *clone, sector_t sectors, u64 rtt)
 	u64 now = ktime_get_ns(), elapsed, rate, avg;
 
 	rtt = max_t(u64, rtt, 1);
-	if (now - clone->epoch_start_ns > WINDOW_EPOCH_NS) {
-		clone->base_ns = clone->epoch_min_ns ?: rtt;
-		clone->epoch_min_ns = 0;
-		clone->epoch_start_ns = now;
-	}
-	clone->epoch_min_ns = min(clone->epoch_min_ns ?: rtt, rtt);
-	clone->base_ns = min(clone->base_ns ?: rtt, rtt);
-
 	elapsed = now - clone->round_start_ns;
 	if (elapsed > WINDOW_EPOCH_NS) {
 		/* The first chunk after a pause: start a round. */
@@ -417,13 +409,26 @@ static void adapt_window(struct clone *clone, sector_t sectors, u64 rtt)
 
 	rate = div64_u64(clone->round_sectors * NSEC_PER_SEC, elapsed);
 	avg = div_u64(clone->round_rtt_ns, clone->round_chunks);
+
+	/*
+	 * The base: the shortest round's mean round trip, of this epoch or
+	 * the last (a round's mean, not the shortest chunk, which jitter
+	 * makes an outlier).
+	 */
+	if (now - clone->epoch_start_ns > WINDOW_EPOCH_NS) {
+		clone->base_ns = clone->epoch_min_ns ?: avg;
+		clone->epoch_min_ns = 0;
+		clone->epoch_start_ns = now;
+	}
+	clone->epoch_min_ns = min(clone->epoch_min_ns ?: avg, avg);
+	clone->base_ns = min(clone->base_ns ?: avg, avg);
 	if (clone->window_settle) {
 		clone->window_settle = false;
 	} else {
 		if (avg * 100 < clone->base_ns * WINDOW_FREE) {
 			clone->window_growing = true;
 			clone->window_before = w;
-			w += max(w / 2, 1U);
+			w *= 2;
 		} else if (clone->window_growing) {
 			if (rate * 100 >= clone->last_rate * WINDOW_GAIN) {
 				clone->window_before = w;
