@@ -37,7 +37,8 @@
 
 /*
  * Whatever the table says, never more than this many regions in flight
- * (bounds the memory of in-flight hydrations: about 100 bytes each).
+ * (bounds the in-flight hydrations: at worst one object, about 150 bytes,
+ * per region).
  */
 #define MAX_HYDRATIONS_IN_FLIGHT	(1024U * 1024U)
 /* Hydration objects kept in reserve (count). */
