@@ -127,19 +127,26 @@ static struct clone_hydration *__find_hydration(struct clone *clone,
 
 /*
  * The first region of [@region, @end) in flight, or @end; @end may not be
- * past @region's chunk.
+ * past @region's chunk. If @holder, *@holder is the hydration holding it
+ * (NULL when none is in flight).
  */
 static unsigned long __first_in_flight(struct clone *clone,
-				       unsigned long region, unsigned long end)
+				       unsigned long region, unsigned long end,
+				       struct clone_hydration **holder)
 {
-	struct clone_hydration *hd;
+	struct clone_hydration *hd, *found = NULL;
 	unsigned long first = end;
 
 	lockdep_assert_held(&clone->lock);
-	hlist_for_each_entry(hd, hash_bucket(clone, region), h)
+	hlist_for_each_entry(hd, hash_bucket(clone, region), h) {
 		if (hd->region_nr < first &&
-		    hd->region_nr + hd->nr_regions > region)
+		    hd->region_nr + hd->nr_regions > region) {
 			first = max(hd->region_nr, region);
+			found = hd;
+		}
+	}
+	if (holder)
+		*holder = found;
 	return first;
 }
 
@@ -147,7 +154,6 @@ static void __insert_hydration(struct clone *clone, struct clone_hydration *hd)
 {
 	lockdep_assert_held(&clone->lock);
 	hlist_add_head(&hd->h, hash_bucket(clone, hd->region_nr));
-	clone->nr_hashed++;
 }
 
 static struct clone_hydration *alloc_hydration(struct clone *clone,
@@ -186,7 +192,6 @@ static void end_one_hydration(struct clone_hydration *hd)
 
 	spin_lock_irqsave(&clone->lock, flags);
 	hlist_del(&hd->h);
-	clone->nr_hashed--;
 	bio_list_merge(&bios, &hd->waiting);
 	while ((bio = bio_list_pop(&bios))) {
 		unsigned long region = bio_target_sector(clone, bio) >>
@@ -314,7 +319,7 @@ static unsigned int copy_buf_limit(struct clone *clone)
 		      clone->region_shift;
 
 	if (test_bit(CLONE_COPY_RELEASE, &clone->flags))
-		return 1;	/* none kept idle: see release_idle_copy_bufs() */
+		return 1;	/* none kept idle: see clone_release_copy_bufs() */
 	return min_t(u64, DIV_ROUND_UP_ULL(sectors, COPY_BUF_SECTORS),
 		     COPY_MAX_BUFS - 1) + 1;
 }
@@ -373,6 +378,15 @@ static bool __background_may_start(struct clone *clone, unsigned int limit)
 				   COPY_BUF_SECTORS;
 }
 
+/* Start a round of the copy window at @now. Copy worker. */
+static void start_round(struct clone *clone, u64 now)
+{
+	clone->round_start_ns = now;
+	clone->round_chunks = 0;
+	clone->round_sectors = 0;
+	clone->round_rtt_ns = 0;
+}
+
 /*
  * The copy window: how many bytes of background chunks may be in flight
  * when the user gave no hydration_threshold. A few chunks keep a local
@@ -382,9 +396,9 @@ static bool __background_may_start(struct clone *clone, unsigned int limit)
  * WINDOW_ROUND_NS and as many chunks as the window): while chunks take
  * little more than the shortest round's mean round trip lately (under
  * WINDOW_FREE percent of it), they do not wait for each other and the
- * window doubles; past that, the window climbs the copy rate: it grows by a quarter
- * (at least one chunk) while that makes copying at least WINDOW_GAIN
- * percent as fast, else goes back to what it was and holds for
+ * window doubles; past that, the window climbs the copy rate: it grows by
+ * a quarter (at least one chunk) while that makes copying at least
+ * WINDOW_GAIN percent as fast, else goes back to what it was and holds for
  * WINDOW_HOLD rounds before trying again. A round right after a change is
  * not judged: its chunks started before. Copy worker.
  */
@@ -397,10 +411,7 @@ static void adapt_window(struct clone *clone, sector_t sectors, u64 rtt)
 	elapsed = now - clone->round_start_ns;
 	if (elapsed > WINDOW_EPOCH_NS) {
 		/* The first chunk after a pause: start a round. */
-		clone->round_start_ns = now;
-		clone->round_chunks = 0;
-		clone->round_sectors = 0;
-		clone->round_rtt_ns = 0;
+		start_round(clone, now);
 		return;
 	}
 	clone->round_rtt_ns += rtt;
@@ -449,10 +460,7 @@ static void adapt_window(struct clone *clone, sector_t sectors, u64 rtt)
 		WRITE_ONCE(clone->window, w);
 		clone->last_rate = rate;
 	}
-	clone->round_start_ns = now;
-	clone->round_chunks = 0;
-	clone->round_sectors = 0;
-	clone->round_rtt_ns = 0;
+	start_round(clone, now);
 }
 
 /*
@@ -540,14 +548,18 @@ static void start_region_copy(struct clone *clone, struct clone_hydration *job)
 		   min(region_to_sector(clone, r + 1), clone->ti->len));
 }
 
-static void copy_io_done(CLONE_IO_NOTIFY_ARGS)
+/*
+ * A chunk's read or write is over (or could not be sent): hand the buffer
+ * back to the copy worker, to write it out, or to end the chunk. Any
+ * context.
+ */
+static void copy_io_end(struct clone_copy_buf *buf, bool failed)
 {
-	struct clone_copy_buf *buf = context;
 	struct clone *clone = buf->job->clone;
 	unsigned long flags;
 
 	spin_lock_irqsave(&clone->copy_lock, flags);
-	if (CLONE_IO_NOTIFY_ERROR)
+	if (failed)
 		buf->failed = true;
 	list_add_tail(&buf->list, buf->failed || buf->writing ?
 		      &clone->copy_done : &clone->copy_read);
@@ -555,15 +567,9 @@ static void copy_io_done(CLONE_IO_NOTIFY_ARGS)
 	kick_copier(clone);
 }
 
-/* dm_io() refused the chunk's I/O: it failed. */
-static void copy_failed_to_submit(struct clone *clone,
-				  struct clone_copy_buf *buf)
+static void copy_io_done(CLONE_IO_NOTIFY_ARGS)
 {
-	spin_lock_irq(&clone->copy_lock);
-	buf->failed = true;
-	list_add_tail(&buf->list, &clone->copy_done);
-	spin_unlock_irq(&clone->copy_lock);
-	kick_copier(clone);
+	copy_io_end(context, CLONE_IO_NOTIFY_ERROR);
 }
 
 /* Read the chunk into @buf, or write it out. Copy worker. */
@@ -585,7 +591,7 @@ static void copy_submit(struct clone *clone, struct clone_copy_buf *buf)
 	};
 
 	if (clone_dm_io_async(&req, &where))
-		copy_failed_to_submit(clone, buf);
+		copy_io_end(buf, true);
 }
 
 /* ---- The throttle (module parameter clone_hydration_throttle) ---- */
@@ -628,18 +634,13 @@ static bool throttle_start(void)
 	unsigned int pct = READ_ONCE(clone_throttle);
 	bool ok = true;
 
-	if (pct >= 100) {
-		spin_lock_irq(&throttle_lock);
-		throttle.active++;
-		spin_unlock_irq(&throttle_lock);
-		return true;
-	}
-
 	spin_lock_irq(&throttle_lock);
-	__throttle_update();
-	if (throttle.busy * 100 > throttle.total * pct &&
-	    ++throttle.refused < THROTTLE_TRIES)
-		ok = false;
+	if (pct < 100) {
+		__throttle_update();
+		if (throttle.busy * 100 > throttle.total * pct &&
+		    ++throttle.refused < THROTTLE_TRIES)
+			ok = false;
+	}
 	if (ok) {
 		throttle.refused = 0;
 		throttle.active++;
@@ -709,9 +710,7 @@ static void copy_chunk_done(struct clone *clone, struct clone_copy_buf *buf)
 
 	throttle_end();
 	if (!job->urgent) {
-		spin_lock_irq(&clone->copy_lock);
 		clone->bg_sectors -= buf->nr_sectors;
-		spin_unlock_irq(&clone->copy_lock);
 		adapt_window(clone, buf->nr_sectors,
 			     ktime_get_ns() - buf->start_ns);
 	}
@@ -763,12 +762,13 @@ static void start_chunks(struct clone *clone)
 		buf->failed = false;
 		job->copy_next += buf->nr_sectors;
 		job->chunks++;
-		spin_lock_irq(&clone->copy_lock);
 		if (!urgent)
 			clone->bg_sectors += buf->nr_sectors;
-		if (job->copy_next >= job->copy_end)
+		if (job->copy_next >= job->copy_end) {
+			spin_lock_irq(&clone->copy_lock);
 			list_del_init(&job->queue);
-		spin_unlock_irq(&clone->copy_lock);
+			spin_unlock_irq(&clone->copy_lock);
+		}
 		clone->copy_chunks++;
 		buf->start_ns = ktime_get_ns();
 		copy_submit(clone, buf);
@@ -857,7 +857,6 @@ int clone_hydrate_for_write(struct clone *clone, struct bio *bio,
 	__insert_hydration(clone, new);
 	atomic_inc(&clone->in_flight);
 	if (whole) {
-		new->overwrite = true;
 		pb->flags |= PB_OVERWRITE;
 		pb->hd = new;
 	} else {
@@ -900,7 +899,7 @@ static unsigned int gather_batch(struct clone *clone, unsigned long region,
 		end = min(chunk_end(clone, r), r + (max - n));
 
 		spin_lock_irq(&clone->lock);
-		end = __first_in_flight(clone, r, end);
+		end = __first_in_flight(clone, r, end, NULL);
 		for (e = r; e < end; e++)
 			if (dm_clone_is_region_hydrated(clone->cmd, e))
 				break;
@@ -1033,22 +1032,17 @@ void clone_mark_discarded(struct clone *clone, unsigned long first,
 	while (first < last) {
 		unsigned long end = min(last, first + DISCARD_MARK_CHUNK);
 		unsigned long r = first, e, busy;
+		struct clone_hydration *hd;
 
 		spin_lock_irq(&clone->lock);
 		while (r < end) {
 			e = min(end, chunk_end(clone, r));
-			busy = __first_in_flight(clone, r, e);
+			busy = __first_in_flight(clone, r, e, &hd);
 			if (busy > r)
 				dm_clone_set_regions_hydrated(clone->cmd, r,
 							      busy - r);
-			if (busy < e) {
-				struct clone_hydration *hd;
-
-				hd = __find_hydration(clone, busy);
-				r = hd->region_nr + hd->nr_regions;
-			} else {
-				r = e;
-			}
+			/* Past the hydration in flight, if one stopped us. */
+			r = hd ? hd->region_nr + hd->nr_regions : e;
 		}
 		spin_unlock_irq(&clone->lock);
 		first = end;

@@ -59,7 +59,7 @@ struct clone {
 	struct delayed_work waker;
 
 	/*
-	 * Protects the bio lists, the hash table and nr_hashed. Taken with
+	 * Protects the bio lists and the hash table. Taken with
 	 * interrupts disabled (bio completions take it).
 	 */
 	spinlock_t lock;
@@ -70,7 +70,6 @@ struct clone {
 	struct bio_list deferred_flushes;	/* empty flushes to commit */
 	struct bio_list deferred_completions;	/* FUA writes to commit */
 	struct hlist_head *hash;		/* hydrations in flight */
-	unsigned long nr_hashed;
 
 	/* Regions being hydrated (background and on demand). */
 	atomic_t in_flight;
@@ -136,7 +135,6 @@ struct clone_hydration {
 	struct hlist_node h;
 	struct list_head batch;
 	struct bio_list waiting;	/* bios waiting for these regions */
-	bool overwrite;			/* hydrated by a whole-region write */
 
 	/* A copy job's state, on its leader: the copy worker's. */
 	struct list_head queue;		/* on copy_urgent or copy_jobs */
