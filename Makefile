@@ -28,7 +28,7 @@ endif
 # kernel (release, tree, compiler) or the probes change, which its key
 # line records.
 CLONE_PROBES := QL_DISCARD_MISALIGNED CONST_BM_VALIDATOR DM_DEVT_FROM_PATH \
-		PENDING_HOLDERS WQ_PERCPU DM_IO_UNSUP_BITS
+		PENDING_HOLDERS DM_IO_UNSUP_BITS
 ccflags-y += -I$(obj) -DDM_CLONE_FEATURES
 clean-files += dm-clone-features.h .dm-clone-probes.log
 clone_probe_flags = $(filter-out -Wp$(comma)% -DKBUILD_MODNAME=% \

@@ -27,7 +27,6 @@
 /* In a kernel tree (no probes there): the current interfaces. */
 #define CLONE_HAVE_CONST_BM_VALIDATOR	1
 #define CLONE_HAVE_DM_DEVT_FROM_PATH	1
-#define CLONE_HAVE_WQ_PERCPU		1
 #define CLONE_HAVE_DM_IO_UNSUP_BITS	1
 #endif
 
@@ -50,16 +49,6 @@
 #define CLONE_BM_VALIDATOR_CONST	const
 #else
 #define CLONE_BM_VALIDATOR_CONST
-#endif
-
-/*
- * Workqueues are per-CPU unless WQ_UNBOUND; newer kernels want that said
- * with WQ_PERCPU (alloc_workqueue() warns otherwise).
- */
-#ifdef CLONE_HAVE_WQ_PERCPU
-#define CLONE_WQ_PERCPU		WQ_PERCPU
-#else
-#define CLONE_WQ_PERCPU		0
 #endif
 
 /*

@@ -70,7 +70,7 @@
  * that, a larger window is kept when it copied at least WINDOW_GAIN
  * percent as fast, and tried again after WINDOW_HOLD rounds.
  */
-#define WINDOW_START			4
+#define WINDOW_START			8
 #define WINDOW_ROUND_NS			(20 * NSEC_PER_MSEC)
 #define WINDOW_FREE			150
 #define WINDOW_GAIN			110
@@ -396,11 +396,13 @@ static void start_round(struct clone *clone, u64 now)
  * WINDOW_ROUND_NS and as many chunks as the window): while chunks take
  * little more than the shortest round's mean round trip lately (under
  * WINDOW_FREE percent of it), they do not wait for each other and the
- * window doubles; past that, the window climbs the copy rate: it grows by
- * a quarter (at least one chunk) while that makes copying at least
- * WINDOW_GAIN percent as fast, else goes back to what it was and holds for
- * WINDOW_HOLD rounds before trying again. A round right after a change is
- * not judged: its chunks started before. Copy worker.
+ * window doubles (and the next round judges the doubled window on its
+ * round trips: a burst of new chunks cannot make them look shorter); past
+ * that, the window climbs the copy rate: it grows by a quarter (at least
+ * one chunk) while that makes copying at least WINDOW_GAIN percent as
+ * fast, else goes back to what it was before that step and holds for
+ * WINDOW_HOLD rounds before trying again. A round right after a step is
+ * not judged on its rate: its chunks started before. Copy worker.
  */
 static void adapt_window(struct clone *clone, sector_t sectors, u64 rtt)
 {
@@ -437,10 +439,13 @@ static void adapt_window(struct clone *clone, sector_t sectors, u64 rtt)
 	if (clone->window_settle) {
 		clone->window_settle = false;
 	} else {
+		bool doubled = false;
+
 		if (avg * 100 < clone->base_ns * WINDOW_FREE) {
-			clone->window_growing = true;
-			clone->window_before = w;
+			clone->window_growing = false;
+			clone->window_hold = 0;
 			w *= 2;
+			doubled = true;
 		} else if (clone->window_growing) {
 			if (rate * 100 >= clone->last_rate * WINDOW_GAIN) {
 				clone->window_before = w;
@@ -456,7 +461,7 @@ static void adapt_window(struct clone *clone, sector_t sectors, u64 rtt)
 			w += max(w / 4, 1U);
 		}
 		w = clamp(w, 1U, max(limit, 1U));
-		clone->window_settle = w != clone->window;
+		clone->window_settle = !doubled && w != clone->window;
 		WRITE_ONCE(clone->window, w);
 		clone->last_rate = rate;
 	}
@@ -484,7 +489,8 @@ static struct clone_copy_buf *get_copy_buf(struct clone *clone, bool urgent)
 		spin_unlock_irq(&clone->copy_lock);
 		return buf;
 	}
-	if (clone->nr_bufs >= limit)
+	if (clone->nr_bufs >= limit ||
+	    test_bit(CLONE_COPY_ALLOC_FAILED, &clone->flags))
 		goto none;
 	clone->nr_bufs++;	/* the slot of the one allocated below */
 	spin_unlock_irq(&clone->copy_lock);
@@ -494,7 +500,12 @@ static struct clone_copy_buf *get_copy_buf(struct clone *clone, bool urgent)
 		spin_lock_irq(&clone->copy_lock);
 		clone->nr_bufs--;
 		spin_unlock_irq(&clone->copy_lock);
-		/* Nothing may be in flight to wake us up: try again later. */
+		/*
+		 * Nothing may be in flight to wake us up: try again later,
+		 * not at every chunk meanwhile (a failed allocation of
+		 * zeroed pages costs more than the copy).
+		 */
+		set_bit(CLONE_COPY_ALLOC_FAILED, &clone->flags);
 		queue_delayed_work(clone->wq, &clone->copier_retry,
 				   COPY_RETRY_DELAY);
 	}
@@ -561,8 +572,12 @@ static void copy_io_end(struct clone_copy_buf *buf, bool failed)
 	spin_lock_irqsave(&clone->copy_lock, flags);
 	if (failed)
 		buf->failed = true;
-	list_add_tail(&buf->list, buf->failed || buf->writing ?
-		      &clone->copy_done : &clone->copy_read);
+	if (!buf->failed && !buf->writing) {
+		buf->writing = true;
+		list_add_tail(&buf->list, &clone->copy_read);
+	} else {
+		list_add_tail(&buf->list, &clone->copy_done);
+	}
 	spin_unlock_irqrestore(&clone->copy_lock, flags);
 	kick_copier(clone);
 }
@@ -724,80 +739,91 @@ static void copy_chunk_done(struct clone *clone, struct clone_copy_buf *buf)
 		copy_job_done(clone, job);
 }
 
-/* Start chunks while jobs wait and buffers may be had. Copy worker. */
-static void start_chunks(struct clone *clone)
+/*
+ * Start a chunk, if a job waits and a buffer may be had; false if none
+ * could start. Copy worker.
+ */
+static bool start_chunk(struct clone *clone)
 {
 	struct clone_hydration *job;
 	struct clone_copy_buf *buf;
 	bool urgent;
 
-	for (;;) {
-		spin_lock_irq(&clone->copy_lock);
-		job = list_first_entry_or_null(&clone->copy_urgent,
+	spin_lock_irq(&clone->copy_lock);
+	job = list_first_entry_or_null(&clone->copy_urgent,
+				       struct clone_hydration, queue);
+	urgent = job;
+	if (!job)
+		job = list_first_entry_or_null(&clone->copy_jobs,
 					       struct clone_hydration, queue);
-		urgent = job;
-		if (!job)
-			job = list_first_entry_or_null(&clone->copy_jobs,
-						       struct clone_hydration,
-						       queue);
-		spin_unlock_irq(&clone->copy_lock);
-		if (!job)
-			return;
+	spin_unlock_irq(&clone->copy_lock);
+	if (!job)
+		return false;
 
-		buf = get_copy_buf(clone, urgent);
-		if (!buf)
-			return;
-		if (!throttle_start()) {
-			put_copy_buf(clone, buf);
-			queue_delayed_work(clone->wq, &clone->copier_retry,
-					   THROTTLE_WAIT);
-			return;
-		}
-
-		buf->job = job;
-		buf->sector = job->copy_next;
-		buf->nr_sectors = min_t(sector_t, COPY_BUF_SECTORS,
-					job->copy_end - job->copy_next);
-		buf->writing = false;
-		buf->failed = false;
-		job->copy_next += buf->nr_sectors;
-		job->chunks++;
-		if (!urgent)
-			clone->bg_sectors += buf->nr_sectors;
-		if (job->copy_next >= job->copy_end) {
-			spin_lock_irq(&clone->copy_lock);
-			list_del_init(&job->queue);
-			spin_unlock_irq(&clone->copy_lock);
-		}
-		clone->copy_chunks++;
-		buf->start_ns = ktime_get_ns();
-		copy_submit(clone, buf);
-		cond_resched();
+	buf = get_copy_buf(clone, urgent);
+	if (!buf)
+		return false;
+	if (!throttle_start()) {
+		put_copy_buf(clone, buf);
+		queue_delayed_work(clone->wq, &clone->copier_retry,
+				   THROTTLE_WAIT);
+		return false;
 	}
+
+	buf->job = job;
+	buf->sector = job->copy_next;
+	buf->nr_sectors = min_t(sector_t, COPY_BUF_SECTORS,
+				job->copy_end - job->copy_next);
+	buf->writing = false;
+	buf->failed = false;
+	job->copy_next += buf->nr_sectors;
+	job->chunks++;
+	if (!urgent)
+		clone->bg_sectors += buf->nr_sectors;
+	if (job->copy_next >= job->copy_end) {
+		spin_lock_irq(&clone->copy_lock);
+		list_del_init(&job->queue);
+		spin_unlock_irq(&clone->copy_lock);
+	}
+	clone->copy_chunks++;
+	buf->start_ns = ktime_get_ns();
+	copy_submit(clone, buf);
+	return true;
 }
 
+/*
+ * End the chunks written (or failed), send the writes of chunks read and
+ * start more, one of each at a time: a device that copies as it is sent
+ * (brd, pmem) makes each read or write slow to send, and chunks that are
+ * over should not wait behind a window's worth of them.
+ */
 static void do_copier(struct work_struct *ws)
 {
 	struct clone *clone = container_of(ws, struct clone, copier);
-	struct clone_copy_buf *buf, *tmp;
-	LIST_HEAD(read);
+	struct clone_copy_buf *buf, *tmp, *write;
 	LIST_HEAD(done);
+	bool more;
 
-	spin_lock_irq(&clone->copy_lock);
-	list_splice_init(&clone->copy_read, &read);
-	list_splice_init(&clone->copy_done, &done);
-	spin_unlock_irq(&clone->copy_lock);
+	do {
+		spin_lock_irq(&clone->copy_lock);
+		list_splice_init(&clone->copy_done, &done);
+		write = list_first_entry_or_null(&clone->copy_read,
+						 struct clone_copy_buf, list);
+		if (write)
+			list_del(&write->list);
+		spin_unlock_irq(&clone->copy_lock);
 
-	list_for_each_entry_safe(buf, tmp, &read, list) {
-		list_del(&buf->list);
-		buf->writing = true;
-		copy_submit(clone, buf);
-	}
-	list_for_each_entry_safe(buf, tmp, &done, list) {
-		list_del(&buf->list);
-		copy_chunk_done(clone, buf);
-	}
-	start_chunks(clone);
+		more = write || !list_empty(&done);
+		list_for_each_entry_safe(buf, tmp, &done, list) {
+			list_del(&buf->list);
+			copy_chunk_done(clone, buf);
+		}
+		if (start_chunk(clone))
+			more = true;
+		if (write)
+			copy_submit(clone, write);
+		cond_resched();
+	} while (more);
 }
 
 static void do_copier_retry(struct work_struct *ws)
@@ -805,6 +831,7 @@ static void do_copier_retry(struct work_struct *ws)
 	struct clone *clone = container_of(to_delayed_work(ws), struct clone,
 					   copier_retry);
 
+	clear_bit(CLONE_COPY_ALLOC_FAILED, &clone->flags);
 	kick_copier(clone);
 }
 

@@ -59,19 +59,6 @@ static int __maybe_unused probe(struct gendisk *disk)
 	return bd_register_pending_holders(disk);
 }
 
-#elif defined(CLONE_PROBE_WQ_PERCPU)
-
-#include <linux/workqueue.h>
-
-/*
- * WQ_PERCPU exists (an enum constant): workqueues are to say whether they
- * are per-CPU or unbound, and alloc_workqueue() warns when neither is said.
- */
-static unsigned int __maybe_unused probe(void)
-{
-	return WQ_PERCPU;
-}
-
 #elif defined(CLONE_PROBE_DM_IO_UNSUP_BITS)
 
 #include <linux/dm-io.h>

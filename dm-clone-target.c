@@ -112,7 +112,7 @@
  * most (bytes, converted to regions of the table's size, at least 1).
  */
 #define DEFAULT_BATCH_BYTES		SZ_1M
-#define DEFAULT_THRESHOLD_BYTES		SZ_32M
+#define DEFAULT_THRESHOLD_BYTES		(48 * SZ_1M)
 /*
  * A discard marks at most this many regions per metadata transaction
  * (count): a discard of a whole large device makes a series of bounded
@@ -1038,8 +1038,13 @@ static int create_runtime(struct clone *clone)
 	if (r)
 		return r;
 
+	/*
+	 * Unbound: the worker and the copy worker must not wait behind other
+	 * per-CPU work on the CPU that completed their I/O (a stacked
+	 * source's own worker copying a burst of reads, for one).
+	 */
 	clone->wq = alloc_workqueue("dm-" DM_MSG_PREFIX,
-				    WQ_MEM_RECLAIM | CLONE_WQ_PERCPU, 0);
+				    WQ_MEM_RECLAIM | WQ_UNBOUND, 0);
 	if (!clone->wq) {
 		ti->error = "Cannot allocate the workqueue";
 		return -ENOMEM;

@@ -32,6 +32,7 @@ enum {
 	CLONE_DONE_EVENT_SENT,		/* "hydration complete" raised */
 	CLONE_COPY_RELEASE,		/* complete: free the copy buffers */
 	CLONE_THRESHOLD_SET,		/* hydration_threshold given: no window */
+	CLONE_COPY_ALLOC_FAILED,	/* no new buffer until copier_retry */
 };
 
 struct clone {
