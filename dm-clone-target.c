@@ -1173,6 +1173,7 @@ static void clone_dtr(struct dm_target *ti)
 
 	/* Suspended (or never resumed): nothing is in flight. */
 	cancel_delayed_work_sync(&clone->waker);
+	cancel_delayed_work_sync(&clone->copier_retry);
 	destroy_runtime(clone);
 	dm_clone_metadata_close(clone->cmd);
 	free_table_args(clone);
