@@ -65,12 +65,16 @@
  * The copy window (see adapt_window()), when the user gave no
  * hydration_threshold: it starts at WINDOW_START chunks' worth of bytes; a
  * round lasts at least WINDOW_ROUND_NS and as many chunks as the window;
- * the window doubles while chunks take under WINDOW_FREE percent of the
- * shortest round's mean round trip in the last WINDOW_EPOCH_NS or so; past
- * that, a larger window is kept when it copied at least WINDOW_GAIN
- * percent as fast, and tried again after WINDOW_HOLD rounds.
+ * a round during which user writes waited for regions in flight halves
+ * the window, down to WINDOW_YIELD chunks, and holds it for WINDOW_HOLD
+ * rounds; else the window doubles while chunks take under WINDOW_FREE
+ * percent of the shortest round's mean round trip in the last
+ * WINDOW_EPOCH_NS or so; past that, a larger window is kept when it
+ * copied at least WINDOW_GAIN percent as fast, and tried again after
+ * WINDOW_HOLD rounds.
  */
 #define WINDOW_START			8
+#define WINDOW_YIELD			8
 #define WINDOW_ROUND_NS			(20 * NSEC_PER_MSEC)
 #define WINDOW_FREE			150
 #define WINDOW_GAIN			110
@@ -393,7 +397,9 @@ static void start_round(struct clone *clone, u64 now)
  * disk busy, and more only make them wait for each other, and the writes
  * waiting for regions in flight wait with them; a remote source needs
  * many in flight to hide its latency. So, each round (at least
- * WINDOW_ROUND_NS and as many chunks as the window): while chunks take
+ * WINDOW_ROUND_NS and as many chunks as the window): if user writes had to
+ * wait for regions in flight, the window halves (not below WINDOW_YIELD)
+ * and holds, user I/O first; else, while chunks take
  * little more than the shortest round's mean round trip lately (under
  * WINDOW_FREE percent of it), they do not wait for each other and the
  * window doubles (and the next round judges the doubled window on its
@@ -441,7 +447,12 @@ static void adapt_window(struct clone *clone, sector_t sectors, u64 rtt)
 	} else {
 		bool doubled = false;
 
-		if (avg * 100 < clone->base_ns * WINDOW_FREE) {
+		if (atomic_xchg(&clone->write_waits, 0)) {
+			/* Writes waited for regions in flight: give way. */
+			w = max(w / 2, WINDOW_YIELD);
+			clone->window_growing = false;
+			clone->window_hold = WINDOW_HOLD;
+		} else if (avg * 100 < clone->base_ns * WINDOW_FREE) {
 			clone->window_growing = false;
 			clone->window_hold = 0;
 			w *= 2;
@@ -868,6 +879,7 @@ int clone_hydrate_for_write(struct clone *clone, struct bio *bio,
 	hd = __find_hydration(clone, region);
 	if (hd) {
 		bio_list_add(&hd->waiting, bio);
+		atomic_inc(&clone->write_waits);	/* for adapt_window() */
 		spin_unlock_irq(&clone->lock);
 		mempool_free(new, &clone->hydration_pool);
 		return DM_MAPIO_SUBMITTED;

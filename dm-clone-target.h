@@ -112,6 +112,7 @@ struct clone {
 	unsigned int window;		/* in chunks of COPY_BUF_SECTORS */
 	unsigned int window_before;	/* before the last growth */
 	unsigned int window_hold;	/* rounds before growing again */
+	atomic_t write_waits;		/* writes that joined a copy, this round */
 	bool window_growing;		/* the last change grew it */
 	bool window_settle;		/* changed: do not judge this round */
 	sector_t bg_sectors;		/* of background chunks in flight */
