@@ -449,7 +449,7 @@ static void adapt_window(struct clone *clone, sector_t sectors, u64 rtt)
 
 		if (atomic_xchg(&clone->write_waits, 0)) {
 			/* Writes waited for regions in flight: give way. */
-			w = max(w / 2, WINDOW_YIELD);
+			w = max(w / 2, min(w, WINDOW_YIELD));
 			clone->window_growing = false;
 			clone->window_hold = WINDOW_HOLD;
 		} else if (avg * 100 < clone->base_ns * WINDOW_FREE) {
