@@ -50,6 +50,9 @@
 /* Back-off before retrying regions whose copy failed (jiffies). */
 #define RETRY_BACKOFF_MIN		HZ
 #define RETRY_BACKOFF_MAX		(60 * HZ)
+/* Failed copies logged: at most this many per interval (jiffies). */
+#define COPY_FAIL_BURST			5
+#define COPY_FAIL_INTERVAL		(5 * HZ)
 
 /*
  * The copy engine: buffers of COPY_BUF_PAGES pages (COPY_BUF_SECTORS
@@ -686,16 +689,22 @@ static void throttle_end(void)
 
 /* ---- The copy worker ---- */
 
-/* A region's copy failed: count it, say so (rate-limited). */
+/*
+ * A region's copy failed: count it, say so, at most COPY_FAIL_BURST times
+ * per COPY_FAIL_INTERVAL for the clone (the count is in each line, and in
+ * the pass's retry line).
+ */
 static void copy_failed(struct clone *clone, unsigned long region,
 			bool read_failed)
 {
 	atomic_inc(&clone->copy_errors);
 	atomic_inc(&clone->pass_errors);
-	DMERR_LIMIT("%s: copying region %lu failed (%s error); failed copies so far: %d",
-		    clone_device_name(clone), region,
-		    read_failed ? "source read" : "destination write",
-		    atomic_read(&clone->copy_errors));
+	if (!__ratelimit(&clone->copy_fail_rs))
+		return;
+	DMERR("%s: copying region %lu failed (%s error); failed copies so far: %d",
+	      clone_device_name(clone), region,
+	      read_failed ? "source read" : "destination write",
+	      atomic_read(&clone->copy_errors));
 }
 
 /* The last chunk of @job is over. Copy worker. */
@@ -1111,6 +1120,9 @@ int clone_hydration_init(struct clone *clone)
 	int r;
 
 	clone->retry_backoff = RETRY_BACKOFF_MIN;
+	ratelimit_state_init(&clone->copy_fail_rs, COPY_FAIL_INTERVAL,
+			     COPY_FAIL_BURST);
+	ratelimit_set_flags(&clone->copy_fail_rs, RATELIMIT_MSG_ON_RELEASE);
 	spin_lock_init(&clone->copy_lock);
 	INIT_LIST_HEAD(&clone->copy_urgent);
 	INIT_LIST_HEAD(&clone->copy_jobs);

@@ -12,6 +12,7 @@
 #include <linux/device-mapper.h>
 #include <linux/dm-io.h>
 #include <linux/mempool.h>
+#include <linux/ratelimit.h>
 #include <linux/spinlock.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
@@ -81,6 +82,7 @@ struct clone {
 	unsigned long retry_after;	/* jiffies, 0: no retry pending */
 	unsigned long retry_backoff;	/* jiffies */
 	atomic_t copy_errors;		/* failed copies, for the log */
+	struct ratelimit_state copy_fail_rs;	/* their log lines */
 	atomic_t pass_errors;		/* failed copies in this pass */
 
 	/* Serialises commits and mode changes. */
