@@ -56,6 +56,10 @@ fi
 if [ "$SUITE" = debug ]; then
 	build=$DMCLONE_OUT/build/$KVER
 	mkdir -p "$build/tests/kunit"
+	# One build at a time in that directory (.ci/run's two lanes both
+	# run tests on the debug kernel).
+	exec 8>"$build/.lock"
+	flock 8
 	# cp -p keeps the times, so kbuild rebuilds only what changed.
 	for f in "$DMCLONE_ROOT"/Makefile "$DMCLONE_ROOT"/Kconfig "$DMCLONE_ROOT"/dm-clone-*.[ch]; do
 		case "$f" in */dm-clone-features.h) continue ;; esac

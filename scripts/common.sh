@@ -8,6 +8,14 @@ die() { echo "error: $*" >&2; exit 1; }
 note() { echo ">> $*" >&2; }
 
 apt_updated=
+# apt_lock CMD...: run CMD holding our lock on the host's apt and dpkg, so
+# that concurrent scripts (.ci/run's two lanes) wait for each other rather
+# than fail on dpkg's lock.
+apt_lock() {
+	mkdir -p "$DMCLONE_CACHE"
+	flock "$DMCLONE_CACHE/apt.lock" "$@"
+}
+
 # apt_install PKG...: install the packages that are not installed yet.
 apt_install() {
 	local missing=() p
@@ -18,10 +26,10 @@ apt_install() {
 	[ ${#missing[@]} -eq 0 ] && return 0
 	note "installing: ${missing[*]}"
 	if [ -z "$apt_updated" ]; then
-		apt-get update -qq >/dev/null || die "apt-get update failed"
+		apt_lock apt-get update -qq >/dev/null || die "apt-get update failed"
 		apt_updated=1
 	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	apt_lock env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		"${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
 }
 

@@ -111,7 +111,7 @@ if [ "$suite" = "$HOST_SUITE" ]; then
 	note "downloading linux-image-$kver${version:+ $version}"
 	if ! fetch "linux-image-$kver" && ! fetch "linux-image-$kver-unsigned"; then
 		# The package lists may be stale (fresh machine): refresh once.
-		apt-get update -qq >/dev/null 2>&1 || true
+		apt_lock apt-get update -qq >/dev/null 2>&1 || true
 		fetch "linux-image-$kver" || fetch "linux-image-$kver-unsigned" ||
 			die "cannot download linux-image-$kver${version:+ version $version} (is its suite in apt's sources?)"
 	fi
