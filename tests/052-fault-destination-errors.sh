@@ -70,6 +70,14 @@ cmp_dev $clone "$ref" || fail "failed writes changed what the clone reads"
 left=$((20 - (SECONDS - t_fail)))
 [ $left -le 0 ] || sleep $left
 assert_no_flood "$((SECONDS - t_fail)) s of destination failure" 60
+# The per-clone limit on the per-copy lines: 5 per 5 s (the kernel-wide
+# DMERR_LIMIT alone would let 10 per 5 s through), windows not aligned
+# with ours: one more.
+el=$((SECONDS - t_fail))
+n=$(log_since_mark | grep -c 'copying region [0-9]* failed')
+log "$n 'copying region N failed' lines in $el s"
+[ "$n" -le $((5 * (el / 5 + 2))) ] ||
+	fail "$n 'copying region N failed' lines in $el s: more than the clone's 5 per 5 s"
 log_since_mark | grep -q 'destination write' || fail "no copy failure naming the destination in the kernel log"
 assert_no_event c "$ev0" "dm events on a destination failure (no mode change)"
 assert_mode c rw "mode after 20 s of destination failure"
