@@ -269,7 +269,7 @@ hydrate_idle() {
 
 # Scenario 2: a latency-bound source (dm-delay on reads).
 latency_bound() {
-	local rep=$1 out l1 l64 rate rc
+	local rep=$1 out l1 l64 c32 rate rc
 	out=$ST/lat.$rep.txt
 	dm_up dsrc "0 $SECTORS delay $SRC 0 $DELAY" || return 1
 	log "latency: fio sequential read of the delayed source, QD 32"
@@ -279,6 +279,8 @@ latency_bound() {
 		--iodepth=32 --size="${SIZE}M" --runtime="$CAP")")
 	l1=$(calc "$l1 * 1024 / 1e6")
 	l64=$(calc "$l64 * 1024 / 1e6")
+	log "latency: 32 dd copies side by side, delayed source -> destination (a QD32 copy)"
+	c32=$(dd_copy_parallel /dev/mapper/dsrc 32)
 	# brd allocates (and zeroes) a page at its first write, which a disk
 	# does not: write the destination once, as scenario 1 does.
 	dd if=/dev/zero of="$DST" bs=1M count="$SIZE" oflag=direct status=none
@@ -289,11 +291,30 @@ latency_bound() {
 	rc=$?
 	sampler_note 2 $rc
 	rate=$(s_rate "$out")
-	log "latency: fio 1M $l1 MB/s, 64k $l64 MB/s, clone $rate MB/s"
+	log "latency: fio 1M $l1 MB/s, 64k $l64 MB/s, 32 dd copies $c32 MB/s, clone $rate MB/s"
 	dmsetup mknodes cl
 	dm_rm cl dsrc
 	res 2 "$rep" "$rate" "$l1"
 	res 2k "$rep" "$rate" "$l64"
+	res 2c "$rep" "$rate" "$c32"
+	res 2x "$rep" "$c32" "$l1"
+}
+
+# dd_copy_parallel SRCDEV N: copy SRCDEV to the destination with N dd
+# processes side by side (bs=1M, direct), each its own slice: a copy with
+# N reads in flight, by the plainest tool. Prints the rate in MB/s.
+dd_copy_parallel() {
+	local src=$1 n=$2 per t0 t1 i pids=()
+	per=$((SIZE / n))
+	t0=$(date +%s%N)
+	for ((i = 0; i < n; i++)); do
+		dd if="$src" of="$DST" bs=1M skip=$((i * per)) seek=$((i * per)) count=$per \
+			iflag=direct oflag=direct status=none &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	t1=$(date +%s%N)
+	calc "$per * $n * 1048576 / (($t1 - $t0) / 1e9) / 1e6"
 }
 
 # The idle rate of this rep (from scenario 1, or measured now).
@@ -553,6 +574,8 @@ info commit_counter "${KPROBE:-none}"
 row 1 "idle hydration, untuned" "MB/s" "dd bs=1M direct" ">=" 0.90
 row 2 "latency-bound source (delay ${DELAY} ms)" "MB/s" "fio seq read QD32 bs=1M" ">=" 0.80
 row 2k "  same, against bs=64k" "MB/s" "fio seq read QD32 bs=64k" ">=" 0.80
+row 2c "  same, against a QD32 dd copy" "MB/s" "32 dd copies side by side" "-" -
+row 2x "  reference: QD32 dd copy" "MB/s" "fio seq read QD32 bs=1M" "-" -
 row 3rh "hydration under randread load" "MB/s" "idle hydration" ">=" 0.50
 row 3ri "user randread IOPS while hydrating" "IOPS" "hydration disabled" ">=" 0.80
 row 3rd "  reference: dd copy beside randread" "MB/s" "dd alone" "-" -
