@@ -390,9 +390,11 @@ steady() {
 	[ $rc = 0 ] || { note 4r "the clone was not fully hydrated (sampler status $rc)"; }
 	dm_up lin "0 $SECTORS linear $DST 0" || return 1
 	for t in 4r 4w 4s; do
-		cl_v="" lin_v=""
-		# Alternate which device goes first from rep to rep.
-		for dev in $( ((rep % 2)) && echo "lin cl" || echo "cl lin"); do
+		cl_v=0 lin_v=0
+		# Each device twice, in A B B A order (a drift of the guest's
+		# speed during the row weighs on both alike), A alternating
+		# from rep to rep; the mean of the two.
+		for dev in $( ((rep % 2)) && echo "lin cl cl lin" || echo "cl lin lin cl"); do
 			case $t in
 			4r) line=$(fio_terse --name=rr --filename=/dev/mapper/$dev --rw=randread --bs=4k \
 				--iodepth="$QD" --norandommap --time_based --runtime="$FIO_SECS")
@@ -404,7 +406,7 @@ steady() {
 				--iodepth=4 --time_based --runtime="$FIO_SECS")
 			    v=$(calc "$(ffield 7 "$line") * 1024 / 1e6") ;;
 			esac
-			[ $dev = cl ] && cl_v=$v || lin_v=$v
+			if [ $dev = cl ]; then cl_v=$(calc "$cl_v + $v / 2"); else lin_v=$(calc "$lin_v + $v / 2"); fi
 		done
 		log "steady $t: clone $cl_v, linear $lin_v"
 		res "$t" "$rep" "$cl_v" "$lin_v"
