@@ -269,8 +269,7 @@ hydrate_idle() {
 
 # Scenario 2: a latency-bound source (dm-delay on reads).
 latency_bound() {
-	local rep=$1 out l1 l64 c32 rate rc
-	out=$ST/lat.$rep.txt
+	local rep=$1 l1 l64 c32 rate rate0
 	dm_up dsrc "0 $SECTORS delay $SRC 0 $DELAY" || return 1
 	log "latency: fio sequential read of the delayed source, QD 32"
 	l1=$(ffield 7 "$(fio_terse --name=seq --filename=/dev/mapper/dsrc --rw=read --bs=1M \
@@ -281,23 +280,40 @@ latency_bound() {
 	l64=$(calc "$l64 * 1024 / 1e6")
 	log "latency: fio reading the delayed source and writing the destination side by side"
 	c32=$(copy_bound /dev/mapper/dsrc)
-	# brd allocates (and zeroes) a page at its first write, which a disk
-	# does not: write the destination once, as scenario 1 does.
-	dd if=/dev/zero of="$DST" bs=1M count="$SIZE" oflag=direct status=none
-	new_meta
-	dm_load cl "$(clone_line /dev/mapper/dsrc)" || return 1
 	log "latency: untuned clone over the delayed source"
-	"$SAMPLE" -r -T "$CAP" cl >"$out"
-	rc=$?
-	sampler_note 2 $rc
-	rate=$(s_rate "$out")
-	log "latency: fio 1M $l1 MB/s, 64k $l64 MB/s, read+write side by side $c32 MB/s, clone $rate MB/s"
-	dmsetup mknodes cl
-	dm_rm cl dsrc
+	clone_over /dev/mapper/dsrc "$ST/lat.$rep.txt" 2 || return 1
+	rate=$CLONE_RATE
+	dm_rm dsrc
+	# The same path without the latency: what hiding it perfectly gives.
+	dm_up dsrc "0 $SECTORS delay $SRC 0 0" || return 1
+	log "latency: untuned clone over the same dm-delay, 0 ms"
+	clone_over /dev/mapper/dsrc "$ST/lat0.$rep.txt" 2z || return 1
+	rate0=$CLONE_RATE
+	dm_rm dsrc
+	log "latency: fio 1M $l1 MB/s, 64k $l64 MB/s, read+write side by side $c32 MB/s, clone $rate MB/s (0 ms: $rate0 MB/s)"
 	res 2 "$rep" "$rate" "$l1"
 	res 2k "$rep" "$rate" "$l64"
 	res 2c "$rep" "$rate" "$c32"
 	res 2x "$rep" "$c32" "$l1"
+	res 2z "$rep" "$rate" "$rate0"
+}
+
+# clone_over SRCDEV OUT ID: hydrate an untuned clone of SRCDEV (sampler
+# output in OUT, notes under row ID), remove it; its rate in MB/s in
+# CLONE_RATE.
+clone_over() {
+	local rc
+	# brd allocates (and zeroes) a page at its first write, which a disk
+	# does not: write the destination once, as scenario 1 does.
+	dd if=/dev/zero of="$DST" bs=1M count="$SIZE" oflag=direct status=none
+	new_meta
+	dm_load cl "$(clone_line "$1")" || return 1
+	"$SAMPLE" -r -T "$CAP" cl >"$2"
+	rc=$?
+	sampler_note "$3" $rc
+	dmsetup mknodes cl
+	dm_rm cl
+	CLONE_RATE=$(s_rate "$2")
 }
 
 # copy_bound SRCDEV: read SRCDEV and write the destination at the same
@@ -580,6 +596,7 @@ row 2 "latency-bound source (delay ${DELAY} ms)" "MB/s" "fio seq read QD32 bs=1M
 row 2k "  same, against bs=64k" "MB/s" "fio seq read QD32 bs=64k" ">=" 0.80
 row 2c "  same, against read+write side by side" "MB/s" "fio rd src + wr dst, QD32" "-" -
 row 2x "  reference: read+write side by side" "MB/s" "fio seq read QD32 bs=1M" "-" -
+row 2z "  same, against the clone over 0 ms" "MB/s" "clone, same dm-delay at 0 ms" "-" -
 row 3rh "hydration under randread load" "MB/s" "idle hydration" ">=" 0.50
 row 3ri "user randread IOPS while hydrating" "IOPS" "hydration disabled" ">=" 0.80
 row 3rd "  reference: dd copy beside randread" "MB/s" "dd alone" "-" -
