@@ -134,6 +134,9 @@ struct dm_clone_metadata {
 	bool transaction_dirty;
 	bool read_only;			/* also read locklessly */
 	bool failed;			/* also read locklessly */
+	/* Usage figures last read under lock; READ_ONCE without it. */
+	u64 last_used;
+	u64 last_total;
 
 	/* Protects the writers of the four fields below. */
 	spinlock_t bitmap_lock;
@@ -663,7 +666,7 @@ struct dm_clone_metadata *dm_clone_metadata_open(struct block_device *bdev,
 						 const char **error)
 {
 	struct dm_clone_metadata *cmd;
-	u64 nr_regions, dev_blocks;
+	u64 nr_regions, dev_blocks, used, total;
 	int r;
 
 	BUILD_BUG_ON(sizeof(struct clone_superblock_disk) != 196);
@@ -713,6 +716,8 @@ struct dm_clone_metadata *dm_clone_metadata_open(struct block_device *bdev,
 	if (r)
 		goto bad;
 
+	/* The first usage figures, for a status that must not wait. */
+	dm_clone_get_metadata_usage(cmd, &used, &total, false);
 	return cmd;
 
 bad:
@@ -956,12 +961,22 @@ out:
 }
 
 int dm_clone_get_metadata_usage(struct dm_clone_metadata *cmd,
-				u64 *used, u64 *total)
+				u64 *used, u64 *total, bool nowait)
 {
 	dm_block_t nr_free, nr_blocks;
 	int r = -EPERM;
 
-	down_read(&cmd->lock);
+	if (!nowait || !READ_ONCE(cmd->last_total)) {
+		down_read(&cmd->lock);
+	} else if (!down_read_trylock(&cmd->lock)) {
+		/* A commit holds the lock, maybe stuck on the device. */
+		if (READ_ONCE(cmd->failed))
+			return -EPERM;
+		*used = READ_ONCE(cmd->last_used);
+		*total = READ_ONCE(cmd->last_total);
+		return 0;
+	}
+
 	if (!cmd->failed && cmd->sm) {
 		r = dm_sm_get_nr_free(cmd->sm, &nr_free);
 		if (!r)
@@ -969,6 +984,8 @@ int dm_clone_get_metadata_usage(struct dm_clone_metadata *cmd,
 		if (!r) {
 			*used = nr_blocks - nr_free;
 			*total = nr_blocks;
+			WRITE_ONCE(cmd->last_used, *used);
+			WRITE_ONCE(cmd->last_total, *total);
 		}
 	}
 	up_read(&cmd->lock);

@@ -157,9 +157,11 @@ void dm_clone_metadata_set_read_only(struct dm_clone_metadata *cmd);
 /*
  * dm_clone_get_metadata_usage() - used and total metadata blocks of the
  * space map. Returns 0 or a negative errno (also once failed). Blocks
- * briefly (rw_semaphore); process context.
+ * briefly (rw_semaphore); process context. With @nowait, when a commit
+ * holds the lock (it may wait on a hung device), the figures of the last
+ * call instead of waiting.
  */
 int dm_clone_get_metadata_usage(struct dm_clone_metadata *cmd,
-				u64 *used, u64 *total);
+				u64 *used, u64 *total, bool nowait);
 
 #endif /* DM_CLONE_METADATA_H */

@@ -572,7 +572,7 @@ static void clone_status(struct dm_target *ti, status_type_t type,
 	struct clone *clone = ti->private;
 	unsigned int sz = 0, i, nr_features;
 	u64 used = 0, total = 0;
-	bool no_hydration, no_passdown;
+	bool no_hydration, no_passdown, noflush;
 
 	switch (type) {
 	case STATUSTYPE_INFO:
@@ -581,10 +581,12 @@ static void clone_status(struct dm_target *ti, status_type_t type,
 			break;
 		}
 
-		if (!(status_flags & CLONE_STATUS_NOFLUSH_FLAG) && !dm_suspended(ti))
+		noflush = status_flags & CLONE_STATUS_NOFLUSH_FLAG;
+		if (!noflush && !dm_suspended(ti))
 			clone_commit(clone);
 
-		if (dm_clone_get_metadata_usage(clone->cmd, &used, &total)) {
+		/* --noflush never waits, not even for a commit stuck on I/O. */
+		if (dm_clone_get_metadata_usage(clone->cmd, &used, &total, noflush)) {
 			DMEMIT("Fail");
 			break;
 		}
