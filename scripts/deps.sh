@@ -22,7 +22,11 @@ pkgver=$(pkg_version "linux-headers-$kver")
 major=$(echo "$kver" | sed 's/^\([0-9]*\.[0-9]*\).*/\1/')
 
 src_cache=$DMCLONE_CACHE/src/$pkgver
-if [ ! -f "$src_cache/.done" ]; then
+# One extraction at a time (.ci/run's two lanes both get here at once).
+# A subshell for the lock, not in a condition: set -e holds inside.
+if [ ! -f "$src_cache/.done" ]; then (
+	cache_lock "src-$pkgver"
+	[ -f "$src_cache/.done" ] && exit 0
 	tarball=/usr/src/linux-source-$major.tar.xz
 	if [ "$(pkg_version "linux-source-$major")" != "$pkgver" ]; then
 		# The installed linux-source does not match the headers: fetch
@@ -47,7 +51,7 @@ if [ ! -f "$src_cache/.done" ]; then
 		"linux-source-$major/scripts/const_structs.checkpatch"
 	[ -f "${tmp:-/nonexistent}/usr/src/linux-source-$major.tar.xz" ] && rm -rf "$tmp"
 	touch "$src_cache/.done"
-fi
+) fi
 
 echo "KDIR=$kdir"
 echo "PDATA_INC=$src_cache/drivers/md"
