@@ -60,7 +60,7 @@ kill -0 $writer 2>/dev/null ||
 # within SECONDS; its clone line in STATUS.
 status_within() {
 	local out=$TEST_TMP/status p i
-	dmsetup status --noflush c >"$out" 2>&1 &
+	clone_status_noflush c >"$out" 2>&1 &
 	p=$!
 	for ((i = 0; i < $1 * 10; i++)); do
 		kill -0 $p 2>/dev/null || break
@@ -72,7 +72,7 @@ status_within() {
 		fail "dmsetup status --noflush did not answer within $1 s while a commit waits on the metadata device"
 	fi
 	wait $p || fail "dmsetup status --noflush failed: $(cat "$out")"
-	STATUS=$(awk '$3 == "clone" { $1 = $2 = $3 = ""; sub(/^ +/, ""); print; exit }' "$out")
+	STATUS=$(cat "$out")
 }
 
 for i in 1 2 3; do
