@@ -321,18 +321,19 @@ clone_over() {
 # what any copy has to do, without waiting for a read before its write.
 # Prints the rate in MB/s of the slower of the two (SIZE over its runtime).
 copy_bound() {
-	local out rt_r rt_w
+	local out rt_r rt_w rt
 	out=$(fio --output-format=terse --terse-version=3 --ioengine=libaio --direct=1 \
 		--bs=1M --iodepth=32 --size="${SIZE}M" --runtime="$CAP" \
 		--name=rd --filename="$1" --rw=read \
 		--name=wr --filename="$DST" --rw=write 2>"$ST/fio.err" | grep '^3;')
 	rt_r=$(awk -F';' '$3 == "rd" { print $9 }' <<<"$out")
 	rt_w=$(awk -F';' '$3 == "wr" { print $50 }' <<<"$out")
-	if [ -z "$rt_r" ] || [ -z "$rt_w" ] || [ $((rt_r > rt_w ? rt_r : rt_w)) -le 0 ]; then
+	rt=$((${rt_r:-0} > ${rt_w:-0} ? ${rt_r:-0} : ${rt_w:-0}))
+	if [ -z "$rt_r" ] || [ -z "$rt_w" ] || [ "$rt" -le 0 ]; then
 		echo nan
 		return
 	fi
-	calc "$SIZE * 1048576 / ($((rt_r > rt_w ? rt_r : rt_w)) / 1000) / 1e6"
+	calc "$SIZE * 1048576 / ($rt / 1000) / 1e6"
 }
 
 # The idle rate of this rep (from scenario 1, or measured now).
