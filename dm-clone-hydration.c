@@ -1122,6 +1122,10 @@ int clone_hydration_init(struct clone *clone)
 	clone->retry_backoff = RETRY_BACKOFF_MIN;
 	ratelimit_state_init(&clone->copy_fail_rs, COPY_FAIL_INTERVAL,
 			     COPY_FAIL_BURST);
+	/*
+	 * No "callbacks suppressed" lines: the count is in each line. The
+	 * flag defers that message to ratelimit_state_exit(), never called.
+	 */
 	ratelimit_set_flags(&clone->copy_fail_rs, RATELIMIT_MSG_ON_RELEASE);
 	spin_lock_init(&clone->copy_lock);
 	INIT_LIST_HEAD(&clone->copy_urgent);
