@@ -65,6 +65,8 @@
 
 #include <linux/device-mapper.h>
 #include <linux/bitmap.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
 #include <linux/mm.h>
 #include <linux/rcupdate.h>
 #include <linux/rwsem.h>
@@ -130,6 +132,9 @@ struct dm_clone_metadata {
 	/* What the superblock said when we last read or wrote it. */
 	dm_block_t committed_bitset_root;
 	u8 committed_sm_root[SPACE_MAP_ROOT_SIZE];
+	/* The device's commit count (see struct clone_md_dev) then. */
+	struct clone_md_dev *md_dev;
+	u64 commits_seen;
 	/* A transaction holds changes not yet committed. */
 	bool transaction_dirty;
 	bool read_only;			/* also read locklessly */
@@ -146,6 +151,61 @@ struct dm_clone_metadata {
 	unsigned long nr_dirty;		/* bits set in dirty_words */
 	bool all_hydrated;		/* bitmaps freed; READ_ONCE */
 };
+
+/* ---- Commits counted per metadata device ---- */
+
+/*
+ * Tables of one device take turns on its metadata: a new table is loaded,
+ * and reads the metadata, while the old one is still live and committing.
+ * When the new one resumes it must know whether the old one committed
+ * since. The superblock cannot tell: the format has no generation number,
+ * and the space map hands out freed blocks again, so after some commits
+ * the very roots read at load time come back with other bits behind them.
+ * So every open metadata object counts the commits of its device here, in
+ * core, with every other object open on the same device.
+ */
+struct clone_md_dev {
+	struct list_head list;		/* on md_devs */
+	dev_t dev;
+	unsigned int users;		/* md_devs_lock */
+	atomic64_t commits;
+};
+
+static LIST_HEAD(md_devs);
+static DEFINE_MUTEX(md_devs_lock);
+
+static struct clone_md_dev *md_dev_get(dev_t dev)
+{
+	struct clone_md_dev *d;
+
+	mutex_lock(&md_devs_lock);
+	list_for_each_entry(d, &md_devs, list) {
+		if (d->dev == dev) {
+			d->users++;
+			goto out;
+		}
+	}
+	d = kzalloc(sizeof(*d), GFP_KERNEL);
+	if (d) {
+		d->dev = dev;
+		d->users = 1;
+		atomic64_set(&d->commits, 0);
+		list_add(&d->list, &md_devs);
+	}
+out:
+	mutex_unlock(&md_devs_lock);
+	return d;
+}
+
+static void md_dev_put(struct clone_md_dev *d)
+{
+	mutex_lock(&md_devs_lock);
+	if (!--d->users) {
+		list_del(&d->list);
+		kfree(d);
+	}
+	mutex_unlock(&md_devs_lock);
+}
 
 /* ---- Superblock validator ---- */
 
@@ -354,7 +414,10 @@ bool dm_clone_is_hydration_done(struct dm_clone_metadata *cmd)
 
 bool dm_clone_changed_this_transaction(struct dm_clone_metadata *cmd)
 {
-	return READ_ONCE(cmd->nr_dirty) || READ_ONCE(cmd->transaction_dirty);
+	if (READ_ONCE(cmd->nr_dirty))
+		return true;
+	smp_rmb();	/* pairs with the smp_wmb() in pre-commit */
+	return READ_ONCE(cmd->transaction_dirty);
 }
 
 long dm_clone_set_regions_hydrated(struct dm_clone_metadata *cmd,
@@ -388,7 +451,7 @@ long dm_clone_set_regions_hydrated(struct dm_clone_metadata *cmd,
 			added += hweight_long(~old & mask);
 			WRITE_ONCE(cmd->region_map[w], old | mask);
 			if (!__test_and_set_bit(w, cmd->dirty_words))
-				cmd->nr_dirty++;
+				WRITE_ONCE(cmd->nr_dirty, cmd->nr_dirty + 1);
 		}
 		start += len;
 	}
@@ -470,7 +533,10 @@ static int __write_superblock(struct dm_clone_metadata *cmd)
 	__remember_committed(cmd, sb);
 
 	/* Writes all other dirty blocks, flushes, then the superblock. */
-	return dm_tm_commit(cmd->tm, sblock);
+	r = dm_tm_commit(cmd->tm, sblock);
+	if (!r)
+		cmd->commits_seen = atomic64_inc_return(&cmd->md_dev->commits);
+	return r;
 }
 
 static int __format_metadata(struct dm_clone_metadata *cmd)
@@ -596,29 +662,43 @@ out_unlock:
 	return r;
 }
 
-/* Create the block manager and open (or format) the metadata. */
+static struct dm_block_manager *new_block_manager(struct dm_clone_metadata *cmd,
+						  const char **error)
+{
+	struct dm_block_manager *bm;
+
+	bm = dm_block_manager_create(cmd->bdev, METADATA_BLOCK_BYTES,
+				     MAX_CONCURRENT_LOCKS);
+	if (IS_ERR(bm))
+		*error = "Cannot create the metadata block manager";
+	return bm;
+}
+
+/*
+ * Open (or format) the metadata through @bm, which becomes cmd's (and is
+ * destroyed with the rest on failure). The commit count is read first: a
+ * commit by another table after that makes the next refresh reload.
+ */
 static int __create_persistent_data(struct dm_clone_metadata *cmd,
+				    struct dm_block_manager *bm,
 				    bool may_format, const char **error)
 {
 	bool zero = false;
 	int r;
 
-	cmd->bm = dm_block_manager_create(cmd->bdev, METADATA_BLOCK_BYTES,
-					  MAX_CONCURRENT_LOCKS);
-	if (IS_ERR(cmd->bm)) {
-		r = PTR_ERR(cmd->bm);
-		cmd->bm = NULL;
-		*error = "Cannot create the metadata block manager";
-		return r;
+	cmd->bm = bm;
+	cmd->commits_seen = atomic64_read(&cmd->md_dev->commits);
+
+	/* (Only then: @bm may hold the superblock, validated, already.) */
+	if (may_format) {
+		r = __superblock_all_zeroes(cmd, &zero);
+		if (r) {
+			*error = "Cannot read the metadata superblock";
+			goto bad;
+		}
 	}
 
-	r = __superblock_all_zeroes(cmd, &zero);
-	if (r) {
-		*error = "Cannot read the metadata superblock";
-		goto bad;
-	}
-
-	if (zero && may_format) {
+	if (zero) {
 		r = __format_metadata(cmd);
 		if (r) {
 			*error = r == -ENOSPC ?
@@ -646,6 +726,34 @@ bad:
 	return r;
 }
 
+/* The persistent-data objects, taken out of cmd to be destroyed unlocked. */
+struct clone_pd_objects {
+	struct dm_block_manager *bm;
+	struct dm_transaction_manager *tm;
+	struct dm_space_map *sm;
+};
+
+static void __take_persistent_data(struct dm_clone_metadata *cmd,
+				   struct clone_pd_objects *o)
+{
+	o->bm = cmd->bm;
+	o->tm = cmd->tm;
+	o->sm = cmd->sm;
+	cmd->bm = NULL;
+	cmd->tm = NULL;
+	cmd->sm = NULL;
+}
+
+static void destroy_persistent_data(struct clone_pd_objects *o)
+{
+	if (o->sm)
+		dm_sm_destroy(o->sm);
+	if (o->tm)
+		dm_tm_destroy(o->tm);
+	if (o->bm)
+		dm_block_manager_destroy(o->bm);
+}
+
 /*
  * The smallest metadata device that holds the bitset of @nr_regions and can
  * still commit: a commit may shadow every array block once, plus the
@@ -666,6 +774,7 @@ struct dm_clone_metadata *dm_clone_metadata_open(struct block_device *bdev,
 						 const char **error)
 {
 	struct dm_clone_metadata *cmd;
+	struct dm_block_manager *bm;
 	u64 nr_regions, dev_blocks, used, total;
 	int r;
 
@@ -712,7 +821,19 @@ struct dm_clone_metadata *dm_clone_metadata_open(struct block_device *bdev,
 		goto bad;
 	}
 
-	r = __create_persistent_data(cmd, true, error);
+	cmd->md_dev = md_dev_get(bdev->bd_dev);
+	if (!cmd->md_dev) {
+		*error = "Cannot allocate the metadata structure";
+		r = -ENOMEM;
+		goto bad;
+	}
+
+	bm = new_block_manager(cmd, error);
+	if (IS_ERR(bm)) {
+		r = PTR_ERR(bm);
+		goto bad;
+	}
+	r = __create_persistent_data(cmd, bm, true, error);
 	if (r)
 		goto bad;
 
@@ -721,6 +842,8 @@ struct dm_clone_metadata *dm_clone_metadata_open(struct block_device *bdev,
 	return cmd;
 
 bad:
+	if (cmd->md_dev)
+		md_dev_put(cmd->md_dev);
 	kvfree(cmd->dirty_words);
 	kvfree(cmd->region_map);
 	kfree(cmd);
@@ -730,6 +853,7 @@ bad:
 void dm_clone_metadata_close(struct dm_clone_metadata *cmd)
 {
 	__destroy_persistent_data(cmd);
+	md_dev_put(cmd->md_dev);
 	kvfree(cmd->dirty_words);
 	kvfree(cmd->region_map);
 	kfree(cmd);
@@ -738,6 +862,7 @@ void dm_clone_metadata_close(struct dm_clone_metadata *cmd)
 int dm_clone_metadata_refresh(struct dm_clone_metadata *cmd, bool *reloaded)
 {
 	struct clone_superblock_disk *sb;
+	struct clone_pd_objects old = { };
 	struct dm_block_manager *bm;
 	struct dm_block *sblock;
 	const char *error;
@@ -746,8 +871,12 @@ int dm_clone_metadata_refresh(struct dm_clone_metadata *cmd, bool *reloaded)
 
 	*reloaded = false;
 
-	/* A private block manager reads the superblock past our cache. */
-	bm = dm_block_manager_create(cmd->bdev, METADATA_BLOCK_BYTES, 1);
+	/*
+	 * A new block manager reads the superblock past our cache; it serves
+	 * the reload if there is one. Created and destroyed outside the lock
+	 * (a block manager registers with the buffer cache's shrinker).
+	 */
+	bm = new_block_manager(cmd, &error);
 	if (IS_ERR(bm))
 		return PTR_ERR(bm);
 	r = dm_bm_read_lock(bm, SUPERBLOCK_LOCATION, &sb_validator, &sblock);
@@ -758,20 +887,22 @@ int dm_clone_metadata_refresh(struct dm_clone_metadata *cmd, bool *reloaded)
 	sb = dm_block_data(sblock);
 
 	down_write(&cmd->lock);
-	same = le64_to_cpu(sb->bitset_root) == cmd->committed_bitset_root &&
+	/* Another table committed since, or the roots differ (a tool wrote). */
+	same = atomic64_read(&cmd->md_dev->commits) == cmd->commits_seen &&
+	       le64_to_cpu(sb->bitset_root) == cmd->committed_bitset_root &&
 	       !memcmp(sb->metadata_space_map_root, cmd->committed_sm_root,
 		       SPACE_MAP_ROOT_SIZE);
 	dm_bm_unlock(sblock);
-	dm_block_manager_destroy(bm);
 
 	if (same || cmd->failed) {
 		up_write(&cmd->lock);
+		dm_block_manager_destroy(bm);
 		return cmd->failed ? -EIO : 0;
 	}
 
 	DMINFO("metadata changed on disk since this table was loaded: reloading");
-	__destroy_persistent_data(cmd);
-	r = __create_persistent_data(cmd, false, &error);
+	__take_persistent_data(cmd, &old);
+	r = __create_persistent_data(cmd, bm, false, &error);
 	if (r) {
 		DMERR("reloading the metadata failed: %s (error %d)", error, r);
 		cmd->failed = true;
@@ -780,6 +911,7 @@ int dm_clone_metadata_refresh(struct dm_clone_metadata *cmd, bool *reloaded)
 		*reloaded = true;
 	}
 	up_write(&cmd->lock);
+	destroy_persistent_data(&old);
 
 	return r;
 }
@@ -879,12 +1011,18 @@ int dm_clone_metadata_pre_commit(struct dm_clone_metadata *cmd)
 			spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
 			break;
 		}
+		/*
+		 * The transaction holds changes before the dirty count
+		 * drops: dm_clone_changed_this_transaction() must never see
+		 * neither (a flush would then pass while this commit runs).
+		 */
+		WRITE_ONCE(cmd->transaction_dirty, true);
+		smp_wmb();	/* pairs with dm_clone_changed_this_transaction() */
 		__clear_bit(w, cmd->dirty_words);
-		cmd->nr_dirty--;
+		WRITE_ONCE(cmd->nr_dirty, cmd->nr_dirty - 1);
 		val = cmd->region_map[w];
 		spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
 
-		cmd->transaction_dirty = true;
 		r = __word_to_bitset(cmd, w, val);
 		if (r)
 			goto out;
@@ -934,10 +1072,15 @@ void dm_clone_metadata_set_read_only(struct dm_clone_metadata *cmd)
 
 int dm_clone_metadata_abort(struct dm_clone_metadata *cmd)
 {
+	struct clone_pd_objects old = { };
+	struct dm_block_manager *bm;
 	const char *error;
 	int r;
 
 	dm_clone_metadata_set_read_only(cmd);
+
+	/* Outside the lock, as in dm_clone_metadata_refresh(). */
+	bm = new_block_manager(cmd, &error);
 
 	down_write(&cmd->lock);
 	if (cmd->failed) {
@@ -945,8 +1088,14 @@ int dm_clone_metadata_abort(struct dm_clone_metadata *cmd)
 		goto out;
 	}
 
-	__destroy_persistent_data(cmd);
-	r = __create_persistent_data(cmd, false, &error);
+	__take_persistent_data(cmd, &old);
+	if (IS_ERR(bm)) {
+		r = PTR_ERR(bm);
+		bm = NULL;
+	} else {
+		r = __create_persistent_data(cmd, bm, false, &error);
+		bm = NULL;	/* cmd's, or destroyed */
+	}
 	if (r) {
 		DMERR("aborting the metadata transaction failed: %s (error %d)",
 		      error, r);
@@ -957,6 +1106,9 @@ int dm_clone_metadata_abort(struct dm_clone_metadata *cmd)
 	cmd->transaction_dirty = false;
 out:
 	up_write(&cmd->lock);
+	if (!IS_ERR_OR_NULL(bm))
+		dm_block_manager_destroy(bm);
+	destroy_persistent_data(&old);
 	return r;
 }
 
