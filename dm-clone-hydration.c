@@ -218,31 +218,36 @@ static void end_one_hydration(struct clone_hydration *hd)
 /*
  * End a copy job (or a whole-region write): mark its regions hydrated
  * unless @mark is false (then the regions that made it were marked one by
- * one), end its hydrations. Any context.
+ * one), end its hydrations. Returns false if marking was refused. Any
+ * context.
  */
-void clone_end_hydrations(struct clone *clone, struct clone_hydration *leader,
+bool clone_end_hydrations(struct clone *clone, struct clone_hydration *leader,
 			  bool mark)
 {
 	struct clone_hydration *hd, *tmp;
 	unsigned int n = leader->nr_regions;
+	bool background = leader->background, marked = true;
 
-	/* On failure the region stays unhydrated (read-only now). */
-	if (mark)
-		dm_clone_set_regions_hydrated(clone->cmd, leader->region_nr,
-					      leader->nr_regions);
+	/* On failure the regions stay unhydrated (read-only now). */
+	if (mark && dm_clone_set_regions_hydrated(clone->cmd, leader->region_nr,
+						  leader->nr_regions) < 0)
+		marked = false;
 	list_for_each_entry_safe(hd, tmp, &leader->batch, batch) {
 		list_del(&hd->batch);
-		if (mark)
-			dm_clone_set_regions_hydrated(clone->cmd, hd->region_nr,
-						      hd->nr_regions);
+		if (mark && dm_clone_set_regions_hydrated(clone->cmd, hd->region_nr,
+							  hd->nr_regions) < 0)
+			marked = false;
 		n += hd->nr_regions;
 		end_one_hydration(hd);
 	}
 	end_one_hydration(leader);
 
+	if (background)
+		atomic_sub(n, &clone->bg_in_flight);
 	if (atomic_sub_and_test(n, &clone->in_flight))
 		wake_up(&clone->in_flight_wait);
 	wake_worker(clone);
+	return marked;
 }
 
 /* ---- Hydration: the copy engine ---- */
@@ -317,8 +322,12 @@ static struct clone_copy_buf *alloc_copy_buf(gfp_t gfp)
 
 /*
  * Buffers the engine may hold now: enough for hydration_threshold regions
- * in flight, plus the one left to writes' jobs, at most COPY_MAX_BUFS; one
- * once hydration is complete (no copy should start then).
+ * in flight, at least one, plus the one left to writes' jobs, at most
+ * COPY_MAX_BUFS; one once hydration is complete (no copy should start
+ * then). At least one for background jobs whatever the threshold: a
+ * threshold lowered (to 0, to pause copying) while jobs are queued stops
+ * new jobs, but the queued ones must still finish, or their regions stay
+ * in flight for ever and the writes waiting for them with them.
  */
 static unsigned int copy_buf_limit(struct clone *clone)
 {
@@ -327,8 +336,8 @@ static unsigned int copy_buf_limit(struct clone *clone)
 
 	if (test_bit(CLONE_COPY_RELEASE, &clone->flags))
 		return 1;	/* none kept idle: see clone_release_copy_bufs() */
-	return min_t(u64, DIV_ROUND_UP_ULL(sectors, COPY_BUF_SECTORS),
-		     COPY_MAX_BUFS - 1) + 1;
+	return clamp_t(u64, DIV_ROUND_UP_ULL(sectors, COPY_BUF_SECTORS), 1,
+		       COPY_MAX_BUFS - 1) + 1;
 }
 
 /* Give a buffer back: kept while under the limit, else freed. */
@@ -642,16 +651,25 @@ static struct {
 	unsigned int refused;		/* refusals in a row */
 } throttle;				/* throttle_lock */
 
+/*
+ * Account the time since the last update. The first update accounts
+ * nothing (the idle time before it is no credit), and no gap counts for
+ * more than THROTTLE_PERIOD: a long idle time would otherwise let copies
+ * run unthrottled for as long again.
+ */
 static void __throttle_update(void)
 {
 	unsigned long now = jiffies, d = now - throttle.last;
 
 	lockdep_assert_held(&throttle_lock);
-	throttle.last = now;
+	if (!throttle.last)
+		d = 0;
+	throttle.last = now ?: 1;
+	d = min_t(unsigned long, d, THROTTLE_PERIOD);
 	throttle.total += d;
 	if (throttle.active)
 		throttle.busy += d;
-	if (throttle.total > THROTTLE_PERIOD) {
+	while (throttle.total > THROTTLE_PERIOD) {
 		throttle.total /= 2;
 		throttle.busy /= 2;
 	}
@@ -956,15 +974,18 @@ static unsigned int gather_batch(struct clone *clone, unsigned long region,
 		if (hd) {
 			__insert_hydration(clone, hd);
 			atomic_add(e - r, &clone->in_flight);
+			atomic_add(e - r, &clone->bg_in_flight);
 		}
 		spin_unlock_irq(&clone->lock);
 		if (!hd)
 			break;
 
-		if (leader)
+		if (leader) {
 			list_add_tail(&hd->batch, &leader->batch);
-		else
+		} else {
 			leader = hd;
+			leader->background = true;
+		}
 		n += e - r;
 		if (e < chunk_end(clone, r))
 			break;	/* stopped at a hydrated or busy region */
@@ -1045,8 +1066,13 @@ void clone_background_hydration(struct clone *clone)
 		region = dm_clone_find_next_unhydrated_region(clone->cmd,
 							      clone->hydration_offset);
 		if (region >= clone->nr_regions) {
-			/* End of a pass: start another once it is all done. */
-			if (wrapped || atomic_read(&clone->in_flight) ||
+			/*
+			 * End of a pass: start another once its copies are
+			 * over (their failures decide the back-off). Copies
+			 * for writes do not hold it back: steady writes
+			 * would keep the regions skipped meanwhile waiting.
+			 */
+			if (wrapped || atomic_read(&clone->bg_in_flight) ||
 			    dm_clone_is_hydration_done(clone->cmd))
 				return;
 			if (!start_new_pass(clone))
@@ -1059,6 +1085,7 @@ void clone_background_hydration(struct clone *clone)
 		if (!n) {
 			/* In flight on demand, or no memory for now. */
 			clone->hydration_offset = region + 1;
+			cond_resched();
 			continue;
 		}
 		clone->hydration_offset = region + n;
@@ -1175,7 +1202,7 @@ int clone_hydration_init(struct clone *clone)
 
 void clone_hydration_exit(struct clone *clone)
 {
-	cancel_delayed_work_sync(&clone->copier_retry);
+	/* The copy worker and its retry timer are gone with the workqueue. */
 	trim_copy_bufs(clone, 0);
 	if (clone->io_client)
 		dm_io_client_destroy(clone->io_client);

@@ -91,6 +91,7 @@
 #include <linux/log2.h>
 #include <linux/mempool.h>
 #include <linux/module.h>
+#include <linux/sched/mm.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
@@ -237,11 +238,26 @@ static void clone_metadata_error(struct clone *clone, const char *op, int r)
 /*
  * Commit the regions hydrated so far: pre-commit, flush the destination,
  * commit. Returns 0 when nothing needed committing or the commit
- * succeeded. Blocks; process context.
+ * succeeded; *@flushed (if given) says whether this call flushed the
+ * destination. A caller that must cover writes completed before it was
+ * called (a flush) cannot rely on a commit that found nothing to do:
+ * another commit may have taken the regions, and flushed the destination,
+ * before those writes completed. Blocks; process context.
+ *
+ * A failed destination flush is handled as a failed metadata operation:
+ * the destination may have lost any write since its last successful
+ * flush, so the regions hydrated since the last commit can no longer be
+ * trusted to hold their data. Committing them after a later successful
+ * flush would record lost data as hydrated (reads would return garbage
+ * instead of the source's data); the transaction is aborted instead, the
+ * bitmap reverts to the last commit and the clone goes read-only.
  */
-static int clone_commit(struct clone *clone)
+static int __clone_commit(struct clone *clone, bool *flushed)
 {
 	int r = 0;
+
+	if (flushed)
+		*flushed = false;
 
 	mutex_lock(&clone->commit_lock);
 
@@ -261,17 +277,13 @@ static int clone_commit(struct clone *clone)
 
 	r = blkdev_issue_flush(clone->dest_dev->bdev);
 	if (r) {
-		/* Retried every commit: say so at 1, 2, 4, 8... failures. */
-		if (is_power_of_2(++clone->flush_errors))
-			DMERR("%s: flushing the destination failed: error %d (%u in a row)",
-			      clone_device_name(clone), r, clone->flush_errors);
+		DMERR("%s: flushing the destination failed: error %d",
+		      clone_device_name(clone), r);
+		__clone_metadata_error(clone, "flush destination", r);
 		goto out;
 	}
-	if (clone->flush_errors) {
-		DMINFO("%s: flushing the destination works again, after %u failures",
-		       clone_device_name(clone), clone->flush_errors);
-		clone->flush_errors = 0;
-	}
+	if (flushed)
+		*flushed = true;
 
 	r = dm_clone_metadata_commit(clone->cmd);
 	if (r)
@@ -279,6 +291,11 @@ static int clone_commit(struct clone *clone)
 out:
 	mutex_unlock(&clone->commit_lock);
 	return r;
+}
+
+static int clone_commit(struct clone *clone)
+{
+	return __clone_commit(clone, NULL);
 }
 
 /* ---- Discards ---- */
@@ -370,25 +387,30 @@ static void process_discards(struct clone *clone)
 		process_discard(clone, bio);
 }
 
-/* Commit for the flushes and FUA writes waiting, then complete them. */
+/*
+ * Commit for the flushes and FUA writes waiting, then complete them. A
+ * flush completes on a commit that flushed the destination after it was
+ * taken here; when the commit had nothing to do (another one took the
+ * regions, maybe before the writes this flush covers completed), the
+ * flush goes down to the destination as it is. A FUA write is durable by
+ * itself; it only needs its region committed, which any commit since did.
+ */
 static void process_flushes(struct clone *clone)
 {
 	struct bio_list flushes, fua;
 	blk_status_t status;
 	struct bio *bio;
-	bool committed;
+	bool flushed;
 
 	take_list(clone, &clone->deferred_flushes, &flushes);
 	take_list(clone, &clone->deferred_completions, &fua);
 	if (bio_list_empty(&flushes) && bio_list_empty(&fua))
 		return;
 
-	committed = dm_clone_changed_this_transaction(clone->cmd);
-	status = errno_to_blk_status(clone_commit(clone));
+	status = errno_to_blk_status(__clone_commit(clone, &flushed));
 
-	/* A commit flushed the destination; else flushes go down as they are. */
 	while ((bio = bio_list_pop(&flushes))) {
-		if (status || committed) {
+		if (status || flushed) {
 			bio->bi_status = status;
 			bio_endio(bio);
 		} else {
@@ -531,7 +553,13 @@ static int clone_end_io(struct dm_target *ti, struct bio *bio,
 
 	if (pb->flags & PB_OVERWRITE) {
 		pb->flags &= ~PB_OVERWRITE;
-		clone_end_hydrations(clone, pb->hd, !*error);
+		/*
+		 * The write is the region's hydration: if the region cannot
+		 * be marked (the clone went read-only meanwhile), reads would
+		 * go on to the source, so the write must not succeed.
+		 */
+		if (!clone_end_hydrations(clone, pb->hd, !*error) && !*error)
+			*error = BLK_STS_IOERR;
 	}
 
 	if (pb->flags & PB_DISCARD) {
@@ -587,7 +615,7 @@ static void clone_status(struct dm_target *ti, status_type_t type,
 
 		/* --noflush never waits, not even for a commit stuck on I/O. */
 		if (dm_clone_get_metadata_usage(clone->cmd, &used, &total, noflush)) {
-			DMEMIT("Fail");
+			DMEMIT("Error");
 			break;
 		}
 
@@ -695,7 +723,13 @@ static void clone_postsuspend(struct dm_target *ti)
 	struct clone *clone = ti->private;
 
 	cancel_delayed_work_sync(&clone->waker);
-	/* dm core waited for user bios; now the background copies. */
+	/*
+	 * dm core waited for user bios; now the background copies. A worker
+	 * that looked at CLONE_RUNNING before presuspend cleared it may still
+	 * be starting copies: let it finish first, so that the wait below
+	 * sees them. Later runs of the worker start none.
+	 */
+	flush_work(&clone->worker);
 	wait_event(clone->in_flight_wait, !atomic_read(&clone->in_flight));
 	cancel_delayed_work_sync(&clone->copier_retry);
 	flush_workqueue(clone->wq);
@@ -705,13 +739,19 @@ static void clone_postsuspend(struct dm_target *ti)
 static int clone_preresume(struct dm_target *ti)
 {
 	struct clone *clone = ti->private;
+	unsigned int noio;
 	bool reloaded;
 	int r;
 
-	/* An older table of this device may have committed since our load. */
+	/*
+	 * An older table of this device may have committed since our load.
+	 * The device is suspended: no allocation may wait for its I/O.
+	 */
 	if (get_mode(clone) == CM_WRITE &&
 	    !dm_clone_changed_this_transaction(clone->cmd)) {
+		noio = memalloc_noio_save();
 		r = dm_clone_metadata_refresh(clone->cmd, &reloaded);
+		memalloc_noio_restore(noio);
 		if (r) {
 			DMERR("%s: cannot re-read the metadata: error %d",
 			      clone_device_name(clone), r);
@@ -1057,8 +1097,12 @@ static int create_runtime(struct clone *clone)
 
 static void destroy_runtime(struct clone *clone)
 {
-	if (clone->wq)
+	/* Nothing may be queued on the workqueue once it is destroyed. */
+	if (clone->wq) {
+		cancel_delayed_work_sync(&clone->waker);
+		cancel_delayed_work_sync(&clone->copier_retry);
 		destroy_workqueue(clone->wq);
+	}
 	clone_hydration_exit(clone);
 }
 
@@ -1127,6 +1171,7 @@ static int clone_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	bio_list_init(&clone->deferred_flushes);
 	bio_list_init(&clone->deferred_completions);
 	atomic_set(&clone->in_flight, 0);
+	atomic_set(&clone->bg_in_flight, 0);
 	atomic_set(&clone->copy_errors, 0);
 	atomic_set(&clone->pass_errors, 0);
 	init_waitqueue_head(&clone->in_flight_wait);
@@ -1174,8 +1219,6 @@ static void clone_dtr(struct dm_target *ti)
 	struct clone *clone = ti->private;
 
 	/* Suspended (or never resumed): nothing is in flight. */
-	cancel_delayed_work_sync(&clone->waker);
-	cancel_delayed_work_sync(&clone->copier_retry);
 	destroy_runtime(clone);
 	dm_clone_metadata_close(clone->cmd);
 	free_table_args(clone);

@@ -75,6 +75,7 @@ struct clone {
 
 	/* Regions being hydrated (background and on demand). */
 	atomic_t in_flight;
+	atomic_t bg_in_flight;		/* of those, by the background pass */
 	wait_queue_head_t in_flight_wait;
 
 	/* Worker only. */
@@ -87,7 +88,6 @@ struct clone {
 
 	/* Serialises commits and mode changes. */
 	struct mutex commit_lock;
-	unsigned int flush_errors;	/* in a row; commit_lock */
 
 	mempool_t hydration_pool;
 
@@ -146,6 +146,7 @@ struct clone_hydration {
 	sector_t copy_next, copy_end;	/* sectors still to start */
 	unsigned int chunks;		/* in flight */
 	bool urgent;			/* a write waits for it */
+	bool background;		/* started by the background pass */
 	bool failed, read_failed;	/* in this round */
 	bool retrying;			/* region by region */
 	unsigned long retry_region;
@@ -241,9 +242,11 @@ int clone_hydrate_for_write(struct clone *clone, struct bio *bio,
 
 /*
  * End the hydration @leader (and its batch): mark its regions hydrated if
- * @mark, hand the bios that waited for them on. Any context.
+ * @mark, hand the bios that waited for them on (those whose region could
+ * not be marked fail). Returns false if @mark and the regions could not be
+ * marked (the metadata is read-only). Any context.
  */
-void clone_end_hydrations(struct clone *clone, struct clone_hydration *leader,
+bool clone_end_hydrations(struct clone *clone, struct clone_hydration *leader,
 			  bool mark);
 
 /* Start background copies as the tunables allow. Worker context. */

@@ -3,8 +3,10 @@
 #
 # Fault matrix, destination. (1) The destination's writes (and flushes)
 # start failing (dm-flakey error_writes) in the middle of background
-# hydration. The contract changes the mode only on metadata failures, so
-# the clone stays rw with no dm event; copies fail (destination write
+# hydration, with every region hydrated so far committed (copying paused
+# for the switch): nothing waits for a commit, so no commit fails (a
+# failed destination flush in a commit turns the clone read-only: see
+# 057) and the clone stays rw with no dm event; copies fail (destination write
 # error) and leave their regions unhydrated; every user I/O returns:
 # reads stay byte-exact (hydrated regions from the destination, the rest
 # from the source), writes fail with EIO (to a hydrated region, a partial
@@ -47,11 +49,16 @@ dm_create c "$table"
 log "(1) destination writes fail mid-hydration"
 wait_for 60 hydrated_at_least c 100 || fail "no background copying: $(clone_status c)"
 ref_write $clone "$ref" 2 $((5 * rs + 3)) 7
+# Pause copying and commit what is hydrated: no copy in flight may end,
+# and be marked, after the switch.
+dm_message c disable_hydration
+wait_for 60 clone_idle c || fail "copies stay in flight: $(clone_status_noflush c)"
 clone_status c >/dev/null			# commit
 ev0=$(event_nr c)
 log_mark
 t_fail=$SECONDS
 dm_swap dflk "$(flakey_table "$destloop" error_writes)"
+dm_message c enable_hydration
 wait_for 60 clone_idle c || fail "copies stay in flight: $(clone_status_noflush c)"
 h=$(clone_hydrated c)
 log "idle: $(clone_status_noflush c)"
