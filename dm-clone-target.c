@@ -798,7 +798,15 @@ static void clone_io_hints(struct dm_target *ti, struct queue_limits *limits)
 	 * destination, so their size limit is the destination's.
 	 */
 	limits->discard_granularity = clone->region_size << SECTOR_SHIFT;
-	limits->discard_alignment = 0;
+	/*
+	 * The granularity counts from the device's sector 0, regions from
+	 * the target's start: where the target starts off a region multiple
+	 * (a multi-segment table), say where region boundaries fall, so that
+	 * a large discard split by the queue's limits is split there and its
+	 * pieces still cover whole regions.
+	 */
+	limits->discard_alignment = (ti->begin & (clone->region_size - 1)) <<
+				    SECTOR_SHIFT;
 	clone_limits_clear_misaligned(limits);
 	if (test_bit(CLONE_DISCARD_PASSDOWN, &clone->flags)) {
 		limits->max_discard_sectors = dest->max_discard_sectors;
