@@ -99,13 +99,16 @@ static inline void clone_regions_to_sectors(u64 first, u64 last,
 }
 
 /*
- * Parse a decimal unsigned 32-bit number: digits only, no sign, no
- * spaces, no overflow. Returns false on anything else.
+ * Parse a decimal unsigned 32-bit number: digits only, after at most one
+ * '+' (the classic module's parser takes one too), no spaces, no
+ * overflow. Returns false on anything else.
  */
 static inline bool clone_parse_uint(const char *s, u32 *out)
 {
 	u64 v = 0;
 
+	if (s && *s == '+')
+		s++;
 	if (!s || !*s)
 		return false;
 	for (; *s; s++) {
@@ -119,7 +122,11 @@ static inline bool clone_parse_uint(const char *s, u32 *out)
 	return true;
 }
 
-/* The same for 64-bit numbers. */
+/*
+ * A decimal unsigned 64-bit number (the region size): digits only, no
+ * sign at all (the classic module refuses "+8" there), no spaces, no
+ * overflow.
+ */
 static inline bool clone_parse_u64(const char *s, u64 *out)
 {
 	u64 v = 0, d;

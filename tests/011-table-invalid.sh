@@ -49,7 +49,7 @@ bad "$T $md $small $src 8" "destination.*(small|size|length)"
 bad "$T $md $dst $small 8" "source.*(small|size|length)"
 
 log "region sizes"
-for r in 0 4 12 24 2097153 4194304 8k 0x8 -8 abc 18446744073709551624; do
+for r in 0 4 12 24 2097153 4194304 8k 0x8 -8 +8 abc 18446744073709551624; do
 	bad "$T $md $dst $src $r" "region size"
 done
 
@@ -93,7 +93,7 @@ bad "$A 0 2 no_hydration 1" "core|key|argument"
 for v in abc 1x -1 4294967296; do
 	bad "$A 0 2 hydration_threshold $v" "value|number|core"
 done
-for v in 0x10 +1 1.5 99999999999999999999; do
+for v in 0x10 + ++1 1.5 99999999999999999999; do
 	bad "$A 1 no_hydration 2 hydration_batch_size $v" "value|number|core"
 done
 

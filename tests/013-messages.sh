@@ -58,6 +58,11 @@ done
 # The enable/disable above may have let a few copies start; wait for them.
 wait_for 10 hydrating_is c 0 || fail "copies in flight: $(clone_status c)"
 
+# One leading '+' is taken, as the in-kernel dm-clone takes it (073
+# compares the two).
+dm_message c hydration_threshold +16 || fail "message 'hydration_threshold +16' failed"
+assert_eq "$(clone_core_arg c hydration_threshold)" 16 "threshold set to +16"
+
 log "bad messages fail and change nothing"
 # `--` keeps dmsetup from taking "-1" for an option; it does pass the
 # words on to the kernel:
@@ -87,7 +92,8 @@ hydration_threshold abc
 hydration_threshold 1x
 hydration_threshold 0x10
 hydration_threshold -1
-hydration_threshold +1
+hydration_threshold +
+hydration_threshold ++1
 hydration_threshold 1.5
 hydration_threshold 4294967296
 hydration_threshold 99999999999999999999

@@ -208,7 +208,7 @@ static void clone_kunit_regions_to_sectors(struct kunit *test)
 static void clone_kunit_parse_uint(struct kunit *test)
 {
 	static const char * const bad[] = {
-		"", "+1", "-1", "-0", " 1", "1 ", "1\n", "1x", "0x10", "1.0",
+		"", "+", "++1", "+-1", "-1", "-0", " 1", "1 ", "1\n", "1x", "0x10", "1.0",
 		"4294967296", "99999999999999999999", "18446744073709551616",
 	};
 	unsigned int i;
@@ -223,6 +223,9 @@ static void clone_kunit_parse_uint(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, v, 7U);
 	KUNIT_EXPECT_TRUE(test, clone_parse_uint("00000000000000000000004294967295", &v));
 	KUNIT_EXPECT_EQ(test, v, U32_MAX);
+	/* One leading '+', as the classic module's kstrtouint() takes. */
+	KUNIT_EXPECT_TRUE(test, clone_parse_uint("+7", &v));
+	KUNIT_EXPECT_EQ(test, v, 7U);
 
 	KUNIT_EXPECT_FALSE(test, clone_parse_uint(NULL, &v));
 	for (i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -237,7 +240,7 @@ static void clone_kunit_parse_uint(struct kunit *test)
 static void clone_kunit_parse_u64(struct kunit *test)
 {
 	static const char * const bad[] = {
-		"", "+0", "-0", "-1", " 8", "8 ", "8\t", "1e3", "0x8", "8.0",
+		"", "+", "+0", "++0", "-0", "-1", " 8", "8 ", "8\t", "1e3", "0x8", "8.0",
 		"18446744073709551616", "18446744073709551620",
 		"99999999999999999999", "184467440737095516150",
 	};

@@ -103,7 +103,10 @@ static void test_parse(void)
 	CHECK(clone_parse_uint("4294967295", &v) && v == 4294967295U);
 	CHECK(!clone_parse_uint("4294967296", &v));
 	CHECK(!clone_parse_uint("-1", &v));
-	CHECK(!clone_parse_uint("+1", &v));
+	CHECK(clone_parse_uint("+1", &v) && v == 1);	/* as kstrtouint() */
+	CHECK(!clone_parse_uint("+", &v));
+	CHECK(!clone_parse_uint("++1", &v));
+	CHECK(!clone_parse_uint("+-1", &v));
 	CHECK(!clone_parse_uint("1x", &v));
 	CHECK(!clone_parse_uint(" 1", &v));
 	CHECK(!clone_parse_uint("", &v));
@@ -112,6 +115,7 @@ static void test_parse(void)
 	CHECK(!clone_parse_u64("18446744073709551616", &w));
 	CHECK(clone_parse_u64("2097152", &w) && w == 2097152);
 	CHECK(!clone_parse_u64("8.0", &w));
+	CHECK(!clone_parse_u64("+8", &w));	/* as the classic region size */
 }
 
 int main(void)
