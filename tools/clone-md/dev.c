@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Access to a metadata device or image file in 4 KiB blocks: its size
+ * (a block device's by ioctl, a file's by stat), and reads and writes that
+ * refuse any block past the end instead of returning short data.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "md.h"
+
+int dev_open(struct dev *d, const char *path, bool write)
+{
+	struct stat st;
+
+	memset(d, 0, sizeof(*d));
+	d->path = path;
+	d->fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (d->fd < 0) {
+		err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(d->fd, &st) < 0) {
+		err("%s: %s", path, strerror(errno));
+		goto bad;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		if (ioctl(d->fd, BLKGETSIZE64, &d->bytes) < 0) {
+			err("%s: cannot read the device size: %s", path,
+			    strerror(errno));
+			goto bad;
+		}
+	} else if (S_ISREG(st.st_mode)) {
+		d->bytes = (uint64_t)st.st_size;
+	} else {
+		err("%s: neither a block device nor a regular file", path);
+		goto bad;
+	}
+	d->nr_blocks = d->bytes / MD_BLOCK;
+	return 0;
+bad:
+	close(d->fd);
+	d->fd = -1;
+	return -1;
+}
+
+void dev_close(struct dev *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+}
+
+int dev_read(const struct dev *d, uint64_t b, uint8_t *buf)
+{
+	size_t done = 0;
+
+	if (b >= d->nr_blocks)
+		return -1;
+	while (done < MD_BLOCK) {
+		ssize_t n = pread(d->fd, buf + done, MD_BLOCK - done,
+				  (off_t)(b * MD_BLOCK + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int dev_write(const struct dev *d, uint64_t b, const uint8_t *buf)
+{
+	size_t done = 0;
+
+	if (b >= d->nr_blocks)
+		return -1;
+	while (done < MD_BLOCK) {
+		ssize_t n = pwrite(d->fd, buf + done, MD_BLOCK - done,
+				   (off_t)(b * MD_BLOCK + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int dev_sync(const struct dev *d)
+{
+	return fsync(d->fd);
+}
