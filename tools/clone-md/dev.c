@@ -2,12 +2,15 @@
 /*
  * Access to a metadata device or image file in 4 KiB blocks: its size
  * (a block device's by ioctl, a file's by stat), and reads and writes that
- * refuse any block past the end instead of returning short data.
+ * refuse any block past the end instead of returning short data. A block
+ * device is opened O_DIRECT so that what the kernel target wrote is read,
+ * never a stale page cache.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -31,6 +34,14 @@ int dev_open(struct dev *d, const char *path, bool write)
 		goto bad;
 	}
 	if (S_ISBLK(st.st_mode)) {
+		int fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_DIRECT);
+
+		if (fd >= 0 && posix_memalign((void **)&d->bounce, MD_BLOCK, MD_BLOCK) == 0) {
+			close(d->fd);
+			d->fd = fd;
+		} else if (fd >= 0) {
+			close(fd);
+		}
 		if (ioctl(d->fd, BLKGETSIZE64, &d->bytes) < 0) {
 			err("%s: cannot read the device size: %s", path,
 			    strerror(errno));
@@ -45,8 +56,7 @@ int dev_open(struct dev *d, const char *path, bool write)
 	d->nr_blocks = d->bytes / MD_BLOCK;
 	return 0;
 bad:
-	close(d->fd);
-	d->fd = -1;
+	dev_close(d);
 	return -1;
 }
 
@@ -55,10 +65,13 @@ void dev_close(struct dev *d)
 	if (d->fd >= 0)
 		close(d->fd);
 	d->fd = -1;
+	free(d->bounce);
+	d->bounce = NULL;
 }
 
-int dev_read(const struct dev *d, uint64_t b, uint8_t *buf)
+int dev_read(const struct dev *d, uint64_t b, uint8_t *out)
 {
+	uint8_t *buf = d->bounce ? d->bounce : out;
 	size_t done = 0;
 
 	if (b >= d->nr_blocks)
@@ -73,15 +86,22 @@ int dev_read(const struct dev *d, uint64_t b, uint8_t *buf)
 			return -1;
 		done += (size_t)n;
 	}
+	if (buf != out)
+		memcpy(out, buf, MD_BLOCK);
 	return 0;
 }
 
-int dev_write(const struct dev *d, uint64_t b, const uint8_t *buf)
+int dev_write(const struct dev *d, uint64_t b, const uint8_t *in)
 {
+	const uint8_t *buf = in;
 	size_t done = 0;
 
 	if (b >= d->nr_blocks)
 		return -1;
+	if (d->bounce) {
+		memcpy(d->bounce, in, MD_BLOCK);
+		buf = d->bounce;
+	}
 	while (done < MD_BLOCK) {
 		ssize_t n = pwrite(d->fd, buf + done, MD_BLOCK - done,
 				   (off_t)(b * MD_BLOCK + done));

@@ -90,6 +90,7 @@ struct dev {
 	const char *path;
 	uint64_t bytes;
 	uint64_t nr_blocks;	/* whole 4 KiB blocks */
+	uint8_t *bounce;	/* aligned buffer for O_DIRECT, or NULL */
 };
 int dev_open(struct dev *d, const char *path, bool write);
 void dev_close(struct dev *d);
