@@ -96,7 +96,7 @@ int dump_main(int argc, char **argv)
 		err("%s: not dm-clone metadata", argv[optind]);
 		return 1;
 	}
-	if (n > 0 && (!repair || !ex.sb_sound || !ex.have_bitset)) {
+	if (n > 0 && (!repair || !ex.sb_intact || !ex.have_bitset)) {
 		err("%s: damaged metadata (%d problem%s)%s", argv[optind], n,
 		    n == 1 ? "" : "s",
 		    repair ? "; the superblock cannot be trusted: see clone_repair" :

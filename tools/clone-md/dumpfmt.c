@@ -72,9 +72,10 @@ static int fail(struct parser *ps, const char *fmt, ...)
 	size_t off;
 	va_list ap;
 
-	for (const char *q = ps->start; q < ps->p && q < ps->end; q++)
+	/* After parsing (start cleared) a line number would mean nothing. */
+	for (const char *q = ps->start; q && q < ps->p && q < ps->end; q++)
 		line += *q == '\n';
-	off = (size_t)snprintf(ps->err, ps->errlen, "line %u: ", line);
+	off = ps->start ? (size_t)snprintf(ps->err, ps->errlen, "line %u: ", line) : 0;
 	if (off >= ps->errlen)
 		return -1;
 	va_start(ap, fmt);
@@ -379,6 +380,7 @@ int dump_parse(const char *text, size_t len, struct dump *dp,
 		if (ps.p != ps.end)
 			r = fail(&ps, "trailing text");
 	}
+	ps.start = NULL;
 	if (!r)
 		r = validate(&ps, dp);
 	free(ps.runs);

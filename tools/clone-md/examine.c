@@ -28,6 +28,9 @@ int examine(const struct dev *d, struct exam *ex, enum exam_level level,
 	ex->problems = super_check(ex->sb_blk, d, &ex->sb, report, ctx);
 	ex->sb_clone = ex->sb.magic == SB_MAGIC;
 	ex->sb_sound = !ex->problems;
+	ex->sb_intact = ex->sb_clone && ex->sb.nr_regions &&
+			ex->sb.csum == block_csum(ex->sb_blk, SB_CSUM_XOR) &&
+			ex->sb.blocknr == SB_LOCATION && ex->sb.version == SB_VERSION;
 	if (!ex->sb_clone || level == EXAM_SUPER)
 		return ex->problems;
 	if (!ex->sb.nr_regions || !ex->sb.bitset_root)

@@ -197,6 +197,7 @@ struct exam {
 	struct super sb;
 	bool sb_read;		/* block 0 could be read */
 	bool sb_clone;		/* it has the magic */
+	bool sb_intact;		/* and checksum, number, version, geometry */
 	bool sb_sound;		/* and no problem at all */
 	bool have_bitset;	/* bs below was filled */
 	struct bitset_read bs;

@@ -203,7 +203,7 @@ int repair_main(int argc, char **argv)
 	if (r < 0)
 		return 2;
 
-	if (ex.sb_sound) {
+	if (ex.sb_intact) {
 		if ((rsize && rsize != ex.sb.region_size) ||
 		    (tsize && tsize != ex.sb.target_size)) {
 			err("--region-size/--target-size differ from the superblock's %llu/%llu",
@@ -227,7 +227,7 @@ int repair_main(int argc, char **argv)
 		return 2;
 	}
 	nr = tsize / rsize + (tsize % rsize ? 1 : 0);
-	if (ex.sb_sound && ex.have_bitset) {
+	if (ex.sb_intact && ex.have_bitset) {
 		known = ex.bs.known;
 		hydrated = ex.bs.hydrated;
 	} else if (bits_init(&known, nr) || bits_init(&hydrated, nr)) {
@@ -279,7 +279,7 @@ int repair_main(int argc, char **argv)
 	       assume == 1 ? "hydrated" : "unhydrated",
 	       (unsigned long long)bits_count(&hydrated));
 out:
-	if (ex.sb_sound && ex.have_bitset) {
+	if (ex.sb_intact && ex.have_bitset) {
 		exam_free(&ex);
 	} else {
 		bits_free(&known);
