@@ -32,10 +32,19 @@ uint32_t crc32c(uint32_t crc, const void *data, size_t len)
 	return crc;
 }
 
-/* Every block type checksums bytes 4..4095 and stores the sum at 0. */
+/*
+ * Every block type checksums bytes 4..4095 and stores the sum at 0. The
+ * fuzz target of the image parser (tests/fuzz) takes every stored sum as
+ * right, so that its inputs reach past the checksums.
+ */
 uint32_t block_csum(const uint8_t *blk, uint32_t xor)
 {
+#ifdef CLONE_MD_FUZZING
+	(void)xor;
+	return get32(blk);
+#else
 	return crc32c(0xffffffffu, blk + 4, MD_BLOCK - 4) ^ xor;
+#endif
 }
 
 void block_seal(uint8_t *blk, uint32_t xor)
