@@ -112,6 +112,20 @@ expect 0 '<range begin="3" length="1"/>' "dump small: single region" clone_dump 
 expect 0 '' "clear needs_check" clone_check --clear-needs-check-flag "$tmp/small.img"
 expect 0 'flags="0"' "needs_check cleared" clone_dump "$tmp/small.img"
 expect 0 'sound: 64 regions' "check after clearing" clone_check "$tmp/small.img"
+run clone_dump --format json "$tmp/small.img"
+checks=$((checks + 1))
+[ "$OUT" = '{
+  "version": 1,
+  "region_size": 8,
+  "target_size": 512,
+  "nr_regions": 64,
+  "nr_hydrated": 55,
+  "flags": 0,
+  "hydrated": [
+    {"begin": 3, "length": 1},
+    {"begin": 10, "length": 54}
+  ]
+}' ] || bad "JSON dump of the small image: $OUT"
 
 # ---- usage, missing and foreign devices ----
 expect 2 'no device given' "check without device" clone_check
@@ -250,6 +264,8 @@ for k in sb index bitmap refnode bitset-root bitset-leaf array; do
 		broken $k "^block $b: $n: block number field is 0\$" "$k zeroed"
 	fi
 done
+damage array flip 300
+expect 0 "superblock sound" "--super-block-only ignores a bad array block" clone_check --super-block-only "$tmp/d.img"
 # Cycles and shared blocks.
 damage bitset-root set $((32 + 8 * 252 + 8)) 8 "$R"
 lost[bitset-root]="$((252 * 32576))-$((nr - 1))"
@@ -283,6 +299,16 @@ broken refnode "^block ${at[refnode]}: ref-count btree node: entry for block $bi
 damage bitset-leaf set 40 8 0
 lost[bitset-leaf]="0-$((252 * 32576 - 1))"
 broken bitset-leaf "^block $L: bitset btree node: key 1 \\(0\\) out of order\$" "leaf keys out of order"
+# Reference counts: a free block counted (leaked), a used one free.
+damage bitmap set $((16 + 8 * 15)) 8 $((1 << 41))		# block 500: count 1
+broken bitmap "^block 500: space map: ref count 1, 0 references found \\(leaked\\)\$" "leaked block"
+checks=$((checks + 1))
+grep -q "^block $I: space map index: bitmap 0 says 16059 blocks free, the bitmap has 16058\$" <<<"$(clone_check "$tmp/d.img" 2>&1)" ||
+	bad "leaked block: the index's free count"
+damage bitmap set 16 8 0xAAAAAAAAAAAAA2AA			# block 5: count 0
+broken bitmap "^block 5: space map: ref count 0, 1 references found \\(in use but free\\)\$" "block in use but free"
+damage bitmap set 16 8 0xAAAAAAAAAAAAAEAA			# block 5: count 3
+broken bitmap "^block 5: space map: bitmap count 3 but no ref-count btree entry\$" "count 3 without a btree entry"
 # Truncated devices.
 for size in 2M 1M 4096 100; do
 	cp "$tmp/big.img" "$tmp/d.img"

@@ -68,7 +68,6 @@ int check_main(int argc, char **argv)
 	};
 	bool super_only = false, clear = false;
 	struct exam ex;
-	struct dev d;
 	int c, n;
 
 	while ((c = getopt_long(argc, argv, "qhV", opts, NULL)) != -1) {
@@ -76,20 +75,11 @@ int check_main(int argc, char **argv)
 		case 'q': quiet = true; break;
 		case 's': super_only = true; break;
 		case 'c': clear = true; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': return print_version();
-		default: usage(stderr); return 2;
+		default: return common_option(c, usage);
 		}
 	}
-	if (optind != argc - 1) {
-		err(optind == argc ? "no device given" : "one device only");
-		usage(stderr);
-		return 2;
-	}
-	if (dev_open(&d, argv[optind], false))
-		return 2;
-	n = examine(&d, &ex, super_only ? EXAM_SUPER : EXAM_ALL, report, NULL);
-	dev_close(&d);
+	n = examine_arg(argc, argv, usage, super_only ? EXAM_SUPER : EXAM_ALL,
+			report, &ex);
 	if (n < 0)
 		return 2;
 	if (n > 0) {

@@ -69,16 +69,13 @@ void dev_close(struct dev *d)
 	d->bounce = NULL;
 }
 
-int dev_read(const struct dev *d, uint64_t b, uint8_t *out)
+int pio_full(int fd, uint8_t *buf, size_t len, uint64_t off, bool write)
 {
-	uint8_t *buf = d->bounce ? d->bounce : out;
 	size_t done = 0;
 
-	if (b >= d->nr_blocks)
-		return -1;
-	while (done < MD_BLOCK) {
-		ssize_t n = pread(d->fd, buf + done, MD_BLOCK - done,
-				  (off_t)(b * MD_BLOCK + done));
+	while (done < len) {
+		ssize_t n = write ? pwrite(fd, buf + done, len - done, (off_t)(off + done)) :
+				    pread(fd, buf + done, len - done, (off_t)(off + done));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -86,6 +83,15 @@ int dev_read(const struct dev *d, uint64_t b, uint8_t *out)
 			return -1;
 		done += (size_t)n;
 	}
+	return 0;
+}
+
+int dev_read(const struct dev *d, uint64_t b, uint8_t *out)
+{
+	uint8_t *buf = d->bounce ? d->bounce : out;
+
+	if (b >= d->nr_blocks || pio_full(d->fd, buf, MD_BLOCK, b * MD_BLOCK, false))
+		return -1;
 	if (buf != out)
 		memcpy(out, buf, MD_BLOCK);
 	return 0;
@@ -93,26 +99,13 @@ int dev_read(const struct dev *d, uint64_t b, uint8_t *out)
 
 int dev_write(const struct dev *d, uint64_t b, const uint8_t *in)
 {
-	const uint8_t *buf = in;
-	size_t done = 0;
-
 	if (b >= d->nr_blocks)
 		return -1;
 	if (d->bounce) {
 		memcpy(d->bounce, in, MD_BLOCK);
-		buf = d->bounce;
+		return pio_full(d->fd, d->bounce, MD_BLOCK, b * MD_BLOCK, true);
 	}
-	while (done < MD_BLOCK) {
-		ssize_t n = pwrite(d->fd, buf + done, MD_BLOCK - done,
-				   (off_t)(b * MD_BLOCK + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		done += (size_t)n;
-	}
-	return 0;
+	return pio_full(d->fd, (uint8_t *)in, MD_BLOCK, b * MD_BLOCK, true);
 }
 
 int dev_sync(const struct dev *d)

@@ -6,26 +6,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <string.h>
 
 #include "md.h"
-
-static bool loud;
-
-static void report(void *ctx, uint64_t block, const char *fmt, ...)
-{
-	va_list ap;
-
-	(void)ctx;
-	if (!loud)
-		return;
-	fprintf(stderr, "%s: block %llu: ", prog, (unsigned long long)block);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static void usage(FILE *f)
 {
@@ -57,7 +40,6 @@ int dump_main(int argc, char **argv)
 	struct bits unknown;
 	struct exam ex;
 	struct dump dp;
-	struct dev d;
 	FILE *f = stdout;
 	int c, n, rc = 0;
 
@@ -75,21 +57,11 @@ int dump_main(int argc, char **argv)
 			}
 			break;
 		case 'r': repair = true; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': return print_version();
-		default: usage(stderr); return 2;
+		default: return common_option(c, usage);
 		}
 	}
-	if (optind != argc - 1) {
-		err(optind == argc ? "no device given" : "one device only");
-		usage(stderr);
-		return 2;
-	}
-	if (dev_open(&d, argv[optind], false))
-		return 2;
-	loud = true;
-	n = examine(&d, &ex, repair ? EXAM_BITSET : EXAM_ALL, report, NULL);
-	dev_close(&d);
+	n = examine_arg(argc, argv, usage, repair ? EXAM_BITSET : EXAM_ALL,
+			report_stderr, &ex);
 	if (n < 0)
 		return 2;
 	if (!ex.sb_clone) {

@@ -12,48 +12,44 @@
 
 #include "md.h"
 
-void dump_write(FILE *f, const struct dump *dp, enum dump_format fmt)
-{
-	uint64_t pos = 0, len;
-	bool first = true;
-
-	if (fmt == FMT_XML) {
-		fprintf(f, "<superblock version=\"%u\" region_size=\"%llu\" target_size=\"%llu\" nr_regions=\"%llu\" nr_hydrated=\"%llu\" flags=\"%u\">\n",
-			dp->version, (unsigned long long)dp->region_size,
-			(unsigned long long)dp->target_size,
-			(unsigned long long)dp->nr_regions,
-			(unsigned long long)bits_count(&dp->hydrated), dp->flags);
-		while (bits_next_run(&dp->hydrated, &pos, &len)) {
-			fprintf(f, "  <range begin=\"%llu\" length=\"%llu\"/>\n",
-				(unsigned long long)pos, (unsigned long long)len);
-			pos += len;
-		}
-		fprintf(f, "</superblock>\n");
-		return;
-	}
-	fprintf(f, "{\n  \"version\": %u,\n  \"region_size\": %llu,\n  \"target_size\": %llu,\n  \"nr_regions\": %llu,\n  \"nr_hydrated\": %llu,\n  \"flags\": %u,\n  \"hydrated\": [",
-		dp->version, (unsigned long long)dp->region_size,
-		(unsigned long long)dp->target_size,
-		(unsigned long long)dp->nr_regions,
-		(unsigned long long)bits_count(&dp->hydrated), dp->flags);
-	while (bits_next_run(&dp->hydrated, &pos, &len)) {
-		fprintf(f, "%s\n    {\"begin\": %llu, \"length\": %llu}",
-			first ? "" : ",", (unsigned long long)pos,
-			(unsigned long long)len);
-		first = false;
-		pos += len;
-	}
-	fprintf(f, "%s]\n}\n", first ? "" : "\n  ");
-}
-
-/* ---- Reading ---- */
-
 enum field { F_VERSION, F_REGION_SIZE, F_TARGET_SIZE, F_NR_REGIONS,
 	     F_NR_HYDRATED, F_FLAGS, NR_FIELDS };
 static const char *const field_name[NR_FIELDS] = {
 	"version", "region_size", "target_size", "nr_regions", "nr_hydrated",
 	"flags",
 };
+
+/* The superblock's fields in both forms, then the runs. */
+void dump_write(FILE *f, const struct dump *dp, enum dump_format fmt)
+{
+	const uint64_t v[NR_FIELDS] = {
+		dp->version, dp->region_size, dp->target_size, dp->nr_regions,
+		bits_count(&dp->hydrated), dp->flags,
+	};
+	bool xml = fmt == FMT_XML, first = true;
+	uint64_t pos = 0, len;
+
+	fputs(xml ? "<superblock" : "{\n", f);
+	for (int i = 0; i < NR_FIELDS; i++)
+		fprintf(f, xml ? " %s=\"%llu\"" : "  \"%s\": %llu,\n",
+			field_name[i], (unsigned long long)v[i]);
+	fputs(xml ? ">\n" : "  \"hydrated\": [", f);
+	while (bits_next_run(&dp->hydrated, &pos, &len)) {
+		if (xml)
+			fprintf(f, "  <range begin=\"%llu\" length=\"%llu\"/>\n",
+				(unsigned long long)pos, (unsigned long long)len);
+		else
+			fprintf(f, "%s\n    {\"begin\": %llu, \"length\": %llu}",
+				first ? "" : ",", (unsigned long long)pos,
+				(unsigned long long)len);
+		first = false;
+		pos += len;
+	}
+	fputs(xml ? "</superblock>\n" : first ? "]\n}\n" : "\n  ]\n}\n", f);
+}
+
+/* ---- Reading ---- */
+
 
 struct parser {
 	const char *p, *end, *start;

@@ -5,6 +5,7 @@
  * found; each step only runs on what the previous one found in range.
  */
 #include <string.h>
+#include <unistd.h>
 
 #include "md.h"
 
@@ -57,6 +58,24 @@ int examine(const struct dev *d, struct exam *ex, enum exam_level level,
 out:
 	seen_free(&seen);
 	return r < 0 ? r : ex->problems;
+}
+
+int examine_arg(int argc, char **argv, void (*usage)(FILE *),
+		enum exam_level level, report_fn report, struct exam *ex)
+{
+	struct dev d;
+	int n;
+
+	if (optind != argc - 1) {
+		err(optind == argc ? "no device given" : "one device only");
+		usage(stderr);
+		return -1;
+	}
+	if (dev_open(&d, argv[optind], false))
+		return -1;
+	n = examine(&d, ex, level, report, NULL);
+	dev_close(&d);
+	return n;
 }
 
 void exam_free(struct exam *ex)

@@ -47,6 +47,30 @@ int print_version(void)
 	return 0;
 }
 
+int common_option(int c, void (*usage)(FILE *))
+{
+	if (c == 'h') {
+		usage(stdout);
+		return 0;
+	}
+	if (c == 'V')
+		return print_version();
+	usage(stderr);
+	return 2;
+}
+
+void report_stderr(void *ctx, uint64_t block, const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)ctx;
+	fprintf(stderr, "%s: block %llu: ", prog, (unsigned long long)block);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
 char *slurp(const char *path, size_t *len, size_t max)
 {
 	FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;

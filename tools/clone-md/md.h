@@ -97,6 +97,8 @@ void dev_close(struct dev *d);
 int dev_read(const struct dev *d, uint64_t b, uint8_t *buf);
 int dev_write(const struct dev *d, uint64_t b, const uint8_t *buf);
 int dev_sync(const struct dev *d);
+/* All of @len bytes at @off, or -1. */
+int pio_full(int fd, uint8_t *buf, size_t len, uint64_t off, bool write);
 
 /* super.c: the superblock, decoded. */
 struct super {
@@ -205,6 +207,13 @@ struct exam {
 };
 int examine(const struct dev *d, struct exam *ex, enum exam_level level,
 	    report_fn report, void *ctx);
+/*
+ * The one device argument left in @argv after the options, opened and
+ * examined; returns the problems found, or -1 (usage error or a device
+ * that cannot be opened, reported).
+ */
+int examine_arg(int argc, char **argv, void (*usage)(FILE *),
+		enum exam_level level, report_fn report, struct exam *ex);
 void exam_free(struct exam *ex);
 
 /* format.c: write fresh metadata holding @hydrated. */
@@ -238,6 +247,11 @@ void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool parse_u64(const char *s, uint64_t *v);
 /* Prints the --version line; returns 0. */
 int print_version(void);
+/* -h, -V or an unknown option (@c from getopt): the exit status. */
+int common_option(int c, void (*usage)(FILE *));
+/* A problem on stderr: "PROG: block N: what". */
+void report_stderr(void *ctx, uint64_t block, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Regions of @b as "N" or "N-M" runs on one line after @prefix. */
 void print_ranges(FILE *f, const struct bits *b, const char *prefix);
 /*

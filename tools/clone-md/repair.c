@@ -5,28 +5,12 @@
  * cannot be read are settled by comparing source and destination data
  * when both are given, otherwise only by the user's explicit choice.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "md.h"
-
-static void report(void *ctx, uint64_t block, const char *fmt, ...)
-{
-	va_list ap;
-
-	(void)ctx;
-	fprintf(stderr, "%s: block %llu: ", prog, (unsigned long long)block);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static void usage(FILE *f)
 {
@@ -56,22 +40,6 @@ static int same_file(const char *a, const char *b)
 	if (S_ISBLK(sa.st_mode) && S_ISBLK(sb.st_mode))
 		return sa.st_rdev == sb.st_rdev;
 	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
-static int read_at(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		done += (size_t)n;
-	}
-	return 0;
 }
 
 /* Settle unknown regions whose data compare equal: they are hydrated. */
@@ -108,7 +76,8 @@ static int compare_unknown(const char *src, const char *dst, uint64_t region_siz
 
 		if (bits_test(known, i))
 			continue;
-		if (read_at(s.fd, a, len, off) || read_at(t.fd, b, len, off)) {
+		if (pio_full(s.fd, a, len, off, false) ||
+		    pio_full(t.fd, b, len, off, false)) {
 			err("cannot read region %llu of %s or %s",
 			    (unsigned long long)i, src, dst);
 			goto free;
@@ -178,9 +147,7 @@ int repair_main(int argc, char **argv)
 			}
 			break;
 		case O_FORCE: force = true; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': return print_version();
-		default: usage(stderr); return 2;
+		default: return common_option(c, usage);
 		}
 	}
 	if (!in || !out || optind != argc || !src != !dst || !rsize != !tsize) {
@@ -198,7 +165,7 @@ int repair_main(int argc, char **argv)
 	}
 	if (dev_open(&d, in, false))
 		return 2;
-	r = examine(&d, &ex, EXAM_BITSET, report, NULL);
+	r = examine(&d, &ex, EXAM_BITSET, report_stderr, NULL);
 	dev_close(&d);
 	if (r < 0)
 		return 2;

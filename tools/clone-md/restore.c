@@ -48,9 +48,7 @@ int restore_main(int argc, char **argv)
 		case 'i': in = optarg; break;
 		case 'o': out = optarg; break;
 		case 'F': force = true; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': return print_version();
-		default: usage(stderr); return 2;
+		default: return common_option(c, usage);
 		}
 	}
 	if (!in || !out || optind != argc) {

@@ -117,19 +117,16 @@ int super_check(const uint8_t *blk, const struct dev *d, struct super *sb,
 		       (unsigned long long)sb->sm_nr_blocks);
 		n++;
 	}
-	if (!sb->sm_index || sb->sm_index >= usable) {
-		report(ctx, 0, "superblock: space map index at block %llu, out of range",
-		       (unsigned long long)sb->sm_index);
-		n++;
-	}
-	if (!sb->sm_ref_root || sb->sm_ref_root >= usable) {
-		report(ctx, 0, "superblock: ref-count btree root at block %llu, out of range",
-		       (unsigned long long)sb->sm_ref_root);
-		n++;
-	}
-	if (!sb->bitset_root || sb->bitset_root >= usable) {
-		report(ctx, 0, "superblock: bitset root at block %llu, out of range",
-		       (unsigned long long)sb->bitset_root);
+	const struct { const char *name; uint64_t b; } roots[] = {
+		{ "space map index", sb->sm_index },
+		{ "ref-count btree root", sb->sm_ref_root },
+		{ "bitset root", sb->bitset_root },
+	};
+	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		if (roots[i].b && roots[i].b < usable)
+			continue;
+		report(ctx, 0, "superblock: %s at block %llu, out of range",
+		       roots[i].name, (unsigned long long)roots[i].b);
 		n++;
 	}
 	if (sb->nr_regions && min_metadata_blocks(sb->nr_regions) > usable) {
