@@ -3,13 +3,15 @@
 #
 # The metadata tools (tools/clone-md) and the module share one format. On
 # a suspended clone with regions written, clone_dump lists exactly those
-# regions (as many as the status line's hydrated count) and clone_check
-# finds nothing wrong; the dump restored onto a blank device opens with the
-# same hydrated count and data, takes a new write, and still checks clean
-# afterwards. The same round trip on a clone of 8650752 regions, whose
-# bitset btree has an internal node. A copy with a corrupt array block or
-# superblock makes clone_check exit 1 naming the block, and the module
-# refuses it.
+# regions (as many as the status line's hydrated count), clone_check finds
+# nothing wrong and clone_restore refuses to write the device. The dump
+# restored onto a blank device opens with the same hydrated count and
+# data, takes a new write, and still checks clean afterwards. The same
+# round trip on a clone of 8650752 regions, whose bitset btree has an
+# internal node. A copy with a corrupt array block or superblock makes
+# clone_check exit 1 naming the block, and the module refuses it;
+# clone_repair lists the regions it cannot read and, told to count them
+# unhydrated, writes metadata the module opens.
 # timeout: 240
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/persistence.sh"
@@ -64,6 +66,11 @@ printf '%s\n' "$OUT" >"$TEST_TMP/dump.xml"
 run_tool clone_check "$meta"
 assert_eq "$RC" 0 "clone_check exit status of the module's metadata ($OUT $ERR)"
 assert_match "$OUT" "sound: 2048 regions of 16 sectors, 6 hydrated" "clone_check summary"
+md_sum=$(dev_sum "$meta")
+run_tool clone_restore -i "$TEST_TMP/dump.xml" -o "$meta"
+assert_eq "$RC" 1 "clone_restore onto the metadata of a loaded clone"
+assert_match "$ERR" "$meta: in use \(by a clone or another program\); remove the clone first" "its message"
+assert_eq "$(dev_sum "$meta")" "$md_sum" "metadata of the loaded clone after the refused restore"
 dmsetup resume c
 dm_remove c
 
@@ -98,6 +105,12 @@ assert_match "$why" "bitset" "the module's reason for refusing a corrupt array b
 run_tool clone_repair -i "$bad" -o "$meta2" --force
 assert_eq "$RC" 1 "clone_repair without a choice for the unreadable regions"
 assert_match "$ERR" "regions whose state is unknown: 0-2047" "clone_repair lists them"
+run_tool clone_repair -i "$bad" -o "$meta2" --force --assume-unhydrated
+assert_eq "$RC" 0 "clone_repair --assume-unhydrated ($ERR)"
+dm_create c4 "$(clone_table "$meta2" "$dest" "$src" $rs 1 no_hydration)"
+assert_eq "$(clone_hydrated c4)/$(clone_regions c4)" 0/2048 "progress on repaired metadata"
+check_pattern /dev/mapper/c4 1 || fail "a clone with every region unhydrated must read the source"
+dm_remove c4
 
 log "a corrupt superblock: clone_check names it, the module refuses"
 dd if="$meta" of="$bad" bs=1M iflag=direct oflag=direct status=none

@@ -4,7 +4,8 @@
  * (a block device's by ioctl, a file's by stat), and reads and writes that
  * refuse any block past the end instead of returning short data. A block
  * device is opened O_DIRECT so that what the kernel target wrote is read,
- * never a stale page cache.
+ * never a stale page cache, and O_EXCL when written, so that no tool
+ * writes the metadata of a clone that is loaded.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,8 +35,15 @@ int dev_open(struct dev *d, const char *path, bool write)
 		goto bad;
 	}
 	if (S_ISBLK(st.st_mode)) {
-		int fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_DIRECT);
+		/* Writing, exclusively: not under a clone that has it open. */
+		int fd = open(path, (write ? O_RDWR | O_EXCL : O_RDONLY) |
+				    O_CLOEXEC | O_DIRECT);
 
+		if (fd < 0 && errno == EBUSY) {
+			err("%s: in use (by a clone or another program); remove the clone first",
+			    path);
+			goto bad;
+		}
 		if (fd >= 0 && posix_memalign((void **)&d->bounce, MD_BLOCK, MD_BLOCK) == 0) {
 			close(d->fd);
 			d->fd = fd;

@@ -63,7 +63,12 @@ static bool read_bitmap(struct walk *w, struct sm_ctx *c, uint64_t index,
 	uint32_t free_found = 0, first_free = BITMAP_ENTRIES;
 	uint8_t blk[MD_BLOCK];
 
-	if (seen_add(w->seen, b, K_BITMAP, index, w->report, w->ctx) != 0) {
+	long prev = seen_add(w->seen, b, K_BITMAP, index, w->report, w->ctx);
+
+	if (prev > 0)
+		w->report(w->ctx, index, "space map index: bitmap %u is block %llu, named by another entry too",
+			  i, (unsigned long long)b);
+	if (prev != 0) {
 		w->problems++;
 		return false;
 	}
