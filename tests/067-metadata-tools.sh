@@ -11,7 +11,8 @@
 # internal node. A copy with a corrupt array block or superblock makes
 # clone_check exit 1 naming the block, and the module refuses it;
 # clone_repair lists the regions it cannot read and, told to count them
-# unhydrated, writes metadata the module opens.
+# unhydrated, writes metadata the module opens; given the source and the
+# destination, it counts a region equal on both hydrated.
 # timeout: 240
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/persistence.sh"
@@ -110,6 +111,15 @@ assert_eq "$RC" 0 "clone_repair --assume-unhydrated ($ERR)"
 dm_create c4 "$(clone_table "$meta2" "$dest" "$src" $rs 1 no_hydration)"
 assert_eq "$(clone_hydrated c4)/$(clone_regions c4)" 0/2048 "progress on repaired metadata"
 check_pattern /dev/mapper/c4 1 || fail "a clone with every region unhydrated must read the source"
+dm_remove c4
+# Region 100 made equal on both devices: the comparison settles it hydrated.
+dd if="$src" of="$dest" bs=512 skip=1600 seek=1600 count=$rs iflag=direct oflag=direct status=none
+run_tool clone_repair -i "$bad" -o "$meta2" --force --source "$src" --destination "$dest" --assume-unhydrated
+assert_eq "$RC" 0 "clone_repair comparing source and destination ($ERR)"
+assert_match "$OUT" "2048 regions: 0 read, 1 equal on source and destination, 2047 assumed unhydrated; 1 hydrated" \
+	"clone_repair's account"
+dm_create c4 "$(clone_table "$meta2" "$dest" "$src" $rs 1 no_hydration)"
+assert_eq "$(clone_hydrated c4)" 1 "hydrated regions after the comparison"
 dm_remove c4
 
 log "a corrupt superblock: clone_check names it, the module refuses"

@@ -42,14 +42,34 @@ static int same_file(const char *a, const char *b)
 	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+#define CMP_CHUNK	(1024u * 1024u)
+
+/* Whether bytes [off, off + len) are equal on both devices; -1 on error. */
+static int equal_range(const struct dev *s, const struct dev *t, uint8_t *a,
+		       uint8_t *b, uint64_t off, uint64_t len)
+{
+	while (len) {
+		size_t n = len < CMP_CHUNK ? (size_t)len : CMP_CHUNK;
+
+		if (pio_full(s->fd, a, n, off, false) ||
+		    pio_full(t->fd, b, n, off, false))
+			return -1;
+		if (memcmp(a, b, n))
+			return 0;
+		off += n;
+		len -= n;
+	}
+	return 1;
+}
+
 /* Settle unknown regions whose data compare equal: they are hydrated. */
 static int compare_unknown(const char *src, const char *dst, uint64_t region_size,
 			   uint64_t target_size, struct bits *known,
 			   struct bits *hydrated, uint64_t *settled)
 {
-	size_t bytes = (size_t)region_size * 512;
+	uint64_t end = target_size * 512, bytes = region_size * 512;
+	uint8_t *a = NULL, *b = NULL;
 	struct dev s, t;
-	uint8_t *a, *b;
 	int r = -1;
 
 	if (dev_open(&s, src, false))
@@ -58,41 +78,39 @@ static int compare_unknown(const char *src, const char *dst, uint64_t region_siz
 		dev_close(&s);
 		return -1;
 	}
-	if (s.bytes < target_size * 512 || t.bytes < target_size * 512) {
+	if (s.bytes < end || t.bytes < end) {
 		err("%s and %s must hold the %llu sectors of the target",
 		    src, dst, (unsigned long long)target_size);
 		goto out;
 	}
-	a = malloc(bytes);
-	b = malloc(bytes);
-	if (!a || !b) {
+	/* Aligned: block devices are read O_DIRECT. */
+	if (posix_memalign((void **)&a, MD_BLOCK, CMP_CHUNK) ||
+	    posix_memalign((void **)&b, MD_BLOCK, CMP_CHUNK)) {
 		err("out of memory");
-		goto free;
+		goto out;
 	}
 	for (uint64_t i = 0; i < known->n; i++) {
-		uint64_t off = i * region_size * 512;
-		size_t len = off + bytes > target_size * 512 ?
-			     (size_t)(target_size * 512 - off) : bytes;
+		uint64_t off = i * bytes;
+		int eq;
 
 		if (bits_test(known, i))
 			continue;
-		if (pio_full(s.fd, a, len, off, false) ||
-		    pio_full(t.fd, b, len, off, false)) {
+		eq = equal_range(&s, &t, a, b, off, off + bytes > end ? end - off : bytes);
+		if (eq < 0) {
 			err("cannot read region %llu of %s or %s",
 			    (unsigned long long)i, src, dst);
-			goto free;
+			goto out;
 		}
-		if (!memcmp(a, b, len)) {
+		if (eq) {
 			bits_set(known, i);
 			bits_set(hydrated, i);
 			(*settled)++;
 		}
 	}
 	r = 0;
-free:
+out:
 	free(a);
 	free(b);
-out:
 	dev_close(&s);
 	dev_close(&t);
 	return r;
