@@ -6,7 +6,8 @@
 # regions (as many as the status line's hydrated count), clone_check finds
 # nothing wrong and clone_restore refuses to write the device. The dump
 # restored onto a blank device opens with the same hydrated count and
-# data, takes a new write, and still checks clean afterwards. The same
+# data, takes a new write, and still checks clean afterwards, and after
+# the module has hydrated every region on it. The same
 # round trip on a clone of 8650752 regions, whose bitset btree has an
 # internal node. A copy with a corrupt array block or superblock makes
 # clone_check exit 1 naming the block, and the module refuses it;
@@ -92,6 +93,18 @@ assert_eq "$RC" 0 "clone_check after the module committed to restored metadata (
 run_tool clone_dump --format json "$meta2"
 assert_match "$OUT" '"nr_hydrated": 7,' "JSON dump after the new write"
 assert_match "$OUT" '\{"begin": 256, "length": 1\}' "JSON dump names region 256"
+
+log "the module hydrates the rest on restored metadata; still sound"
+dm_create c2 "$(clone_table "$meta2" "$dest" "$src" $rs)"
+wait_hydrated c2
+dm_remove c2
+run_tool clone_check "$meta2"
+assert_eq "$RC" 0 "clone_check after a full hydration ($OUT)"
+run_tool clone_dump "$meta2"
+assert_match "$OUT" 'nr_hydrated="2048" flags="0">
+  <range begin="0" length="2048"/>
+</superblock>$' "dump after a full hydration"
+fill_pattern "$dest" 9		# no region equal on both devices again
 
 log "a corrupt array block: clone_check names it, the module refuses"
 dd if="$meta" of="$bad" bs=1M iflag=direct oflag=direct status=none
