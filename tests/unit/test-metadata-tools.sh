@@ -309,6 +309,23 @@ damage bitmap set 16 8 0xAAAAAAAAAAAAA2AA			# block 5: count 0
 broken bitmap "^block 5: space map: ref count 0, 1 references found \\(in use but free\\)\$" "block in use but free"
 damage bitmap set 16 8 0xAAAAAAAAAAAAAEAA			# block 5: count 3
 broken bitmap "^block 5: space map: bitmap count 3 but no ref-count btree entry\$" "count 3 without a btree entry"
+# An array block shared by two leaf entries, counted twice: sound (the
+# kernel may share array blocks); both indices read the same words.
+damage bitset-leaf set $((32 + 8 * 252 + 8)) 8 "${at[array]}"	# index 1 -> block of index 0
+poke "$tmp/d.img" set bitmap 16 8 0xAAAAAAAAAAAAA1AA		# block 4: 2, block 5: 0
+poke "$tmp/d.img" set index 24 4 16060				# one more block free
+poke "$tmp/d.img" set index 28 4 5				# the first free one is 5
+poke "$tmp/d.img" set sb 52 8 260				# one fewer allocated
+checks=$((checks + 1))
+[ "${at[array]}" = 4 ] || bad "the first array block should be block 4, is ${at[array]}"
+expect 0 "sound: $nr regions of 8 sectors, 6032 hydrated" "a shared array block counted twice" clone_check "$tmp/d.img"
+# A bit past the last region.
+printf '<superblock version="1" region_size="8" target_size="520"/>\n' >"$tmp/65.xml"
+blank "$tmp/d.img" 1M
+clone_restore -i "$tmp/65.xml" -o "$tmp/d.img"
+poke "$tmp/d.img" set array $((24 + 8)) 8 2
+expect 1 "^block $(poke "$tmp/d.img" locate array): array block: bits set past the last region \(64\)\$" \
+	"a bit past the last region" clone_check "$tmp/d.img"
 # Truncated devices.
 for size in 2M 1M 4096 100; do
 	cp "$tmp/big.img" "$tmp/d.img"
