@@ -107,6 +107,17 @@ static: sparse checkpatch
 unit:
 	$(MAKE) -C tests/unit
 
+# The userspace tools: clone_tools and its links (clone_check, clone_dump,
+# clone_restore, clone_repair) and dmclone-replay.
+.PHONY: tools fuzz
+tools:
+	$(MAKE) -C tools
+
+# libFuzzer (clang) on the metadata tools' parsers, FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(MAKE) -C tests/fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
+
 # The README's test command: build, static checks, unit tests, guest suite.
 # KERNEL=6.12 or KERNEL=7 runs the guest suite on that kernel instead of
 # Debian 12's 6.1, with the module built for it in its suite's chroot
@@ -161,6 +172,7 @@ install: modules
 	$(MAKE) -C $(KDIR) M=$(CURDIR) PDATA_INC=$(PDATA_INC) INSTALL_MOD_DIR=updates modules_install
 	depmod -a $(KVER)
 	install -D -m 755 scripts/dmclone $(DESTDIR)/usr/local/sbin/dmclone
+	$(MAKE) -C tools install DESTDIR=$(DESTDIR) SBINDIR=/usr/sbin
 
 # Register the sources with DKMS so the module follows kernel updates.
 dkms: deps
@@ -181,6 +193,8 @@ help:
 	@echo "make bench    benchmarks (prints tables of ratios)"
 	@echo "make stress   fio verify + hydration + reloads for 20 min (STRESS_SECONDS=N)"
 	@echo "make install  install dm-clone.ko (updates/) and the dmclone tool"
+	@echo "make tools    build clone_tools (clone_check/dump/restore/repair)"
+	@echo "make fuzz     fuzz the metadata tools' parsers (FUZZ_SECONDS=60 each)"
 	@echo "make dkms     register the module with DKMS"
 
 endif

@@ -15,7 +15,8 @@
 #     blkdiscard, fstrim, blockdev, ...), coreutils, diffutils, grep, sed,
 #     kmod, each with the shared libraries ldd finds;
 #   * dmclone-pattern (tests/lib/pattern.c) and each tools/NAME.c as NAME,
-#     built static here;
+#     built static here, and clone_tools (tools/clone-md) with its links
+#     clone_check, clone_dump, clone_restore, clone_repair;
 #   * the guest kernel's modules the tests use, with their dependencies as
 #     resolved by `modprobe --show-depends` against that kernel's module
 #     tree (see MODULES below), and a modules.dep made by depmod;
@@ -92,6 +93,7 @@ pattern_c=$DMCLONE_ROOT/tests/lib/pattern.c
 hash=$({
 	cat "$0" "$pattern_c" "$MODROOT/.package"
 	cat "$DMCLONE_ROOT"/tools/*.c 2>/dev/null || true
+	cat "$DMCLONE_ROOT"/tools/clone-md/* 2>/dev/null || true
 	[ ! -f "$dmclone_tool" ] || cat "$dmclone_tool"
 	echo "$kver"
 	# shellcheck disable=SC2086
@@ -175,6 +177,14 @@ for t in "$DMCLONE_ROOT"/tools/*.c; do
 	[ -f "$t" ] || continue
 	gcc -O2 -Wall -static -o "$root/usr/local/bin/$(basename "$t" .c)" "$t"
 done
+# The metadata tools: one binary (tools/clone-md/*.c), run by link name.
+if [ -d "$DMCLONE_ROOT/tools/clone-md" ]; then
+	mkdir -p "$root/usr/local/sbin"
+	gcc -O2 -Wall -static -o "$root/usr/local/sbin/clone_tools" "$DMCLONE_ROOT"/tools/clone-md/*.c
+	for t in clone_check clone_dump clone_restore clone_repair; do
+		ln -s clone_tools "$root/usr/local/sbin/$t"
+	done
+fi
 if [ -f "$dmclone_tool" ]; then
 	install -D -m 755 "$dmclone_tool" "$root/usr/local/sbin/dmclone"
 fi
