@@ -92,7 +92,7 @@ pattern_c=$DMCLONE_ROOT/tests/lib/pattern.c
 hash=$({
 	cat "$0" "$pattern_c" "$MODROOT/.package"
 	cat "$DMCLONE_ROOT"/tools/*.c 2>/dev/null || true
-	[ ! -f "$dmclone_tool" ] || cat "$dmclone_tool"
+	[ ! -f "$dmclone_tool" ] || cat "$dmclone_tool" "$DMCLONE_ROOT/VERSION"
 	echo "$kver"
 	# shellcheck disable=SC2086
 	dpkg-query -W $PACKAGES $EXTRA_PACKAGES
@@ -176,7 +176,10 @@ for t in "$DMCLONE_ROOT"/tools/*.c; do
 	gcc -O2 -Wall -static -o "$root/usr/local/bin/$(basename "$t" .c)" "$t"
 done
 if [ -f "$dmclone_tool" ]; then
+	# With its version filled in, as `make install` does.
 	install -D -m 755 "$dmclone_tool" "$root/usr/local/sbin/dmclone"
+	sed -i "s/^DMCLONE_VERSION=@VERSION@\$/DMCLONE_VERSION=$(cat "$DMCLONE_ROOT/VERSION")/" \
+		"$root/usr/local/sbin/dmclone"
 fi
 
 # Kernel modules with their dependencies.
