@@ -23,17 +23,8 @@ root=$(cd "$here/../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-fails=0 checks=0
-check() {		# check WHAT CMD...: CMD must succeed
-	local what=$1
-	shift
-	checks=$((checks + 1))
-	if ! "$@"; then
-		echo "FAIL: $what" >&2
-		fails=$((fails + 1))
-	fi
-}
-eq() { [ "$1" = "$2" ] || { printf '  got      %q\n  expected %q\n' "$1" "$2" >&2; return 1; }; }
+# shellcheck source=tests/unit/check.sh
+. "$here/check.sh"
 
 # ---------------------------------------------------------------- generator
 
@@ -179,5 +170,4 @@ check "no second name" eq "$(complete_words dmclone remove vm1 "")" ""
 check "complete --region" eq "$(complete_words dmclone size --size 1t --region 6)" "64k "
 check "complete help's topic" eq "$(complete_words dmclone help s)" "status size "
 
-echo "test-boot: $checks checks, $fails failed"
-[ "$fails" = 0 ]
+check_summary test-boot

@@ -15,17 +15,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 tool=$root/scripts/dmclone
 
-fails=0 checks=0
-check() {		# check WHAT CMD...: CMD must succeed
-	local what=$1
-	shift
-	checks=$((checks + 1))
-	if ! "$@"; then
-		echo "FAIL: $what" >&2
-		fails=$((fails + 1))
-	fi
-}
-eq() { [ "$1" = "$2" ] || { echo "  got '$1', expected '$2'" >&2; return 1; }; }
+# shellcheck source=tests/unit/check.sh
+. "$here/check.sh"
 
 # shellcheck source=/dev/null
 . "$tool"
@@ -96,5 +87,4 @@ check "size --size lots is a usage error" eq "$rc" 2
 
 check "--version" eq "$("$tool" --version)" "dmclone $(cat "$root/VERSION")"
 
-echo "test-dmclone: $checks checks, $fails failed"
-[ "$fails" = 0 ]
+check_summary test-dmclone
