@@ -67,9 +67,10 @@ COREUTILS="$(dpkg -L coreutils 2>/dev/null | grep -E '/s?bin/[^/]+$' | xargs -rn
 # Extras for the clone life-cycle tool and `make demo` (issue 5): a real
 # network block device (nbd-server, nbd-client and the nbd module), added
 # latency on the loopback (tc, sch_netem), and the tool itself
-# (scripts/dmclone, installed as /usr/local/sbin/dmclone).
-EXTRA_PACKAGES="nbd-server nbd-client iproute2"
-EXTRA_TOOLS="nbd-server nbd-client tc ip"
+# (scripts/dmclone, installed as /usr/local/sbin/dmclone); jq, a real JSON
+# parser for the tool's --json output.
+EXTRA_PACKAGES="nbd-server nbd-client iproute2 jq"
+EXTRA_TOOLS="nbd-server nbd-client tc ip jq"
 EXTRA_MODULES="nbd sch_netem"
 dmclone_tool=$DMCLONE_ROOT/scripts/dmclone
 

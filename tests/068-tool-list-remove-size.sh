@@ -6,8 +6,10 @@
 #   * --version prints "dmclone X.Y.Z";
 #   * list prints nothing (--json: []) without clones, then one line and
 #     one JSON object per clone, with the state and percentage that status
-#     gives; a clone named with a quote, a backslash and a tab (made with
-#     dmsetup) comes out as a correctly escaped JSON string;
+#     gives, read back with a JSON parser (jq); a clone named with a
+#     quote, a backslash, a tab, a newline and a ^A (made with dmsetup) is
+#     one line of list, quoted, and its JSON name parses back to exactly
+#     that name, in list --json and status --json;
 #   * remove removes an idle clone and prints the command that resumes it,
 #     which does resume with the progress kept; a clone held open is
 #     removed on last close (deferred); a linear device and a missing name
@@ -55,37 +57,49 @@ dmsetup status c1 >/dev/null
 tool_ok status c1 --json --interval 0
 pct=$(json_get "$TOOL_OUT" percent)
 assert_eq "$pct" 0.58 "percent of c1 (3 of 512)"
-# A name the tool would not make, but the kernel takes.
-odd=$'q"b\\s\tx'
+# A name the tool would not make, but the kernel takes: a quote, a
+# backslash, a tab, a newline and a ^A.
+odd=$'q"b\\s\tx\ny\001z'
 src2=$(mkdev src2 8)
 dest2=$(mkdev dest2 8)
 meta2=$(mkdev meta2 4)
 dmsetup --manglename none create "$odd" --table \
 	"$(clone_table "$meta2" "$dest2" "$src2" 8 1 no_hydration)" ||
 	fail "dmsetup create of the oddly named clone failed"
-on_exit "dmsetup --manglename none remove '$odd' >/dev/null 2>&1 || true"
+on_exit "dmsetup --manglename none remove $(printf '%q' "$odd") >/dev/null 2>&1 || true"
 tool_ok list
 echo "$TOOL_OUT"
 assert_match "$TOOL_OUT" "^NAME +STATE +COPIED +SIZE" "the header of list"
 assert_match "$TOOL_OUT" $'\nc1 +paused +0\\.5% +32 MiB +'"$src -> $dest \\($meta\\)" "c1's line"
-assert_match "$TOOL_OUT" $'q"b\\\\s\tx +paused +0\\.0% +8 MiB' "the odd clone's line"
+assert_eq "$(grep -c . <<<"$TOOL_OUT")" 3 "lines of list (the header and one per clone)"
+line=$(grep -F -- "$(printf '%q' "$odd") " <<<"$TOOL_OUT") ||
+	fail "no line of list names the odd clone as $(printf '%q' "$odd")"
+assert_match "$line" " +paused +0\\.0% +8 MiB" "the odd clone's line"
 tool_ok list --json
 json=$TOOL_OUT
 log "json: $json"
-[[ $json =~ ^\[\{.*\}\]$ ]] || fail "list --json is not an array of objects: $json"
-c1obj=$(grep -o '{"name":"c1"[^}]*}' <<<"$json") || fail "no object for c1 in $json"
+# Parsed: an array of two flat objects, the odd name intact.
+assert_eq "$(json_parse -r 'type, length' <<<"$json" | paste -sd' ')" "array 2" "list --json"
+c1obj=$(json_parse -c '.[] | select(.name == "c1")' <<<"$json") || fail "no object for c1 in $json"
 json_check "$c1obj"
 assert_eq "$(json_get "$c1obj" state)" paused "state of c1"
 assert_eq "$(json_get "$c1obj" percent)" "$pct" "percent of c1 in list and status"
 assert_eq "$(json_get "$c1obj" hydrated_regions)" 3 "hydrated_regions of c1"
 assert_eq "$(json_get "$c1obj" regions)" 512 "regions of c1"
 assert_eq "$(json_get "$c1obj" metadata)" "$meta" "metadata of c1"
-# The odd name, escaped: quote, backslash and tab.
-[[ $json == *'{"name":"q\"b\\s\tx","device":"/dev/mapper/q\"b\\s\tx","state":"paused"'* ]] ||
-	fail "the oddly named clone is not escaped right in $json"
-oddobj=${json#*'{"name":"q\"b'}
-oddobj='{"name":"q\"b'${oddobj%%\}*}'}'
+# shellcheck disable=SC2016 # $n is jq's
+oddobj=$(json_parse -c --arg n "$odd" '.[] | select(.name == $n)' <<<"$json")
+[ -n "$oddobj" ] || fail "no object whose parsed name is the odd name in $json"
 json_check "$oddobj"
+assert_eq "$(json_get "$oddobj" device)" "/dev/mapper/$odd" "device of the odd clone"
+assert_eq "$(json_get "$oddobj" state)" paused "state of the odd clone"
+assert_eq "$(json_get "$oddobj" regions)" 2048 "regions of the odd clone"
+# The escapes themselves: two-character ones where JSON has them.
+[[ $json == *'{"name":"q\"b\\s\tx\ny\u0001z","device":"/dev/mapper/q\"b\\s\tx\ny\u0001z"'* ]] ||
+	fail "the oddly named clone is not escaped as expected in $json"
+tool_ok status "$odd" --json --interval 0
+json_check "$TOOL_OUT"
+assert_eq "$(json_get "$TOOL_OUT" name)" "$odd" "status --json name of the odd clone"
 dmsetup --manglename none remove "$odd"
 
 log "remove an idle clone, resume it"

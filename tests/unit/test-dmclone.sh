@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # Host test of scripts/dmclone's pure parts (the script sourced, so only
-# its functions are defined): json_str's output is decoded by Python's
-# json module back to the very string given, for names with quotes,
-# backslashes, every control character and non-ASCII bytes; the metadata
+# its functions are defined): json_object's output (the tool's one JSON
+# encoder) is decoded by Python's json module back to the very string
+# given, for names with quotes, backslashes, every control character and
+# non-ASCII bytes, with numbers, true, false and null in order, and it dies
+# rather than print a value that is not JSON; the metadata
 # rule of `dmclone size` uses the constants and the expression of the
 # kernel's min_metadata_blocks() in dm-clone-metadata.c (so a change
 # there fails here until the tool follows), and gives the sizes computed
@@ -22,37 +24,50 @@ tool=$root/scripts/dmclone
 . "$tool"
 set +u
 
-# json_str: decode with a real JSON parser and compare with the input.
+# json_object, the tool's one JSON encoder: decode its output with a real
+# JSON parser and compare with what was given.
+js() { json_str "$1"; printf '%s' "$JSON_STR"; }
 roundtrip() {
 	local enc
-	enc=$(json_str "$1")
+	enc=$(json_object "$1" "s:$1" n n:12 f n:0.58 e n: t b:1 z b:0 u null)
 	# The encoding itself holds no raw control character.
 	[[ $enc != *[[:cntrl:]]* ]] || { echo "  raw control character in $enc" >&2; return 1; }
 	python3 -c '
 import json, sys
-enc, want = sys.argv[1], sys.argv[2].encode("utf-8", "surrogateescape")
+enc, want = sys.argv[1], sys.argv[2].encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
 got = json.loads(enc)
-assert isinstance(got, str), enc
-got = got.encode("utf-8", "surrogateescape")
-if got != want:
-    sys.exit("  %r decodes to %r, not %r" % (enc, got, want))
+exp = {want: want, "n": 12, "f": 0.58, "e": None, "t": True, "z": False, "u": None}
+if got != exp or list(got) != list(exp):
+    sys.exit("  %r decodes to %r, not %r" % (enc, got, exp))
 ' "$enc" "$1"
 }
-check "json_str of a plain name" roundtrip "clone-1.a_b+c"
-check "json_str of quotes and backslashes" roundtrip "a\"b\\c\\\\\"\\"
-check "json_str of a trailing backslash" roundtrip "x\\"
-check "json_str of an empty string" roundtrip ""
-check "json_str of newline, tab, CR" roundtrip $'l1\nl2\tt\rr'
-check "json_str of UTF-8" roundtrip "clône-Ω"
+check "json_object of a plain name" roundtrip "clone-1.a_b+c"
+check "json_object of quotes and backslashes" roundtrip "a\"b\\c\\\\\"\\"
+check "json_object of a trailing backslash" roundtrip "x\\"
+check "json_object of an empty string" roundtrip ""
+check "json_object of newline, tab, CR" roundtrip $'l1\nl2\tt\rr'
+check "json_object of UTF-8" roundtrip "clône-Ω"
 all=""
 for ((i = 1; i < 32; i++)); do
 	printf -v c '%b' "\\x$(printf %02x $i)"
 	all+="<$c>"
 done
 all+=$'<\x7f>'
-check "json_str of every control character" roundtrip "$all"
-check "json_str of \\u escapes" eq "$(json_str $'\x01\x1f')" '"\u0001\u001f"'
-check "json_str of short escapes" eq "$(json_str $'\b\f\n\r\t')" '"\b\f\n\r\t"'
+check "json_object of every control character" roundtrip "$all"
+check "json_str of \\u escapes" eq "$(js $'\x01\x1f')" '"\u0001\u001f"'
+check "json_str of short escapes" eq "$(js $'\b\f\n\r\t')" '"\b\f\n\r\t"'
+# refuses: VALUE... the encoder must die, printing nothing on stdout.
+refuses() {
+	local out rc=0
+	out=$(json_object "$@" 2>/dev/null) || rc=$?
+	if [ $rc != 1 ] || [ -n "$out" ]; then
+		echo "  exit $rc, printed '$out'" >&2
+		return 1
+	fi
+}
+check "json_object refuses a number that is not one" refuses k n:12a
+check "json_object refuses an untyped value" refuses k 12
+check "json_object refuses a key without a value" refuses k
 
 # The kernel's rule, from the C source.
 c=$root/dm-clone-metadata.c
