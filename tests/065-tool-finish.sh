@@ -12,6 +12,12 @@
 # swap) matches its checksum after dropping caches, e2fsck is clean, and
 # the destination alone holds the filesystem. finish on a finished device
 # fails; a multi-segment table keeps its other segments.
+# create --whole-destination onto a destination larger than the source
+# gives a device of the destination's size whose tail is the destination's
+# own sectors (they read what the destination held, take writes), says so;
+# remove prints a resume command that keeps the option, and that command
+# resumes; finish keeps the tail: the table is two linear segments over
+# the destination and every sector reads as before.
 # timeout: 240
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/tool.sh"
@@ -119,4 +125,38 @@ tool_ok finish two
 assert_eq "$(dm_table two)" "0 65536 linear $(dev_majmin "$dest") 0
 65536 8192 linear $(dev_majmin "$extra") 0" "table after finish"
 cmp_dev /dev/mapper/two "$src" 65536
+dm_remove two
+
+log "create --whole-destination: a linear tail after the clone"
+src4=$(mkdev src4 8)			# 16384 sectors
+dest4=$(mkdev dest4 12)			# 24576 sectors
+meta4=$(mkdev meta4 4)
+fill_pattern "$src4" 8
+fill_pattern "$dest4" 7
+tool_ok create w "$src4" "$dest4" "$meta4" --no-hydration --whole-destination
+track_dm w
+echo "$TOOL_ERR"
+assert_match "$TOOL_ERR" "the rest of $dest4, 4 MiB, mapped linearly after it: /dev/mapper/w has 12 MiB" "create's report"
+assert_eq "$(blockdev --getsz /dev/mapper/w)" 24576 "size of the clone with its tail"
+assert_eq "$(dm_table w | sed -n 2p)" "16384 8192 linear $(dev_majmin "$dest4") 16384" "the tail segment"
+check_pattern /dev/mapper/w 8 0 16384 || fail "the clone part does not read as the source"
+check_pattern /dev/mapper/w 7 16384 8192 || fail "the tail does not read as the destination"
+fill_pattern /dev/mapper/w 9 20000 1000
+tool_ok remove w
+resume=$(sed -n 's/.*to resume: //p' <<<"$TOOL_OUT")
+assert_eq "$resume" "dmclone create w $src4 $dest4 $meta4 --whole-destination" "the resume command"
+# shellcheck disable=SC2086
+tool_ok ${resume#dmclone }
+assert_eq "$(blockdev --getsz /dev/mapper/w)" 24576 "size of the resumed clone"
+tool finish w --wait
+[ "$TOOL_RC" = 0 ] || fail "finish --wait exited $TOOL_RC: $TOOL_ERR"
+echo "$TOOL_OUT"
+assert_match "$TOOL_OUT" "w: finished\. /dev/mapper/w is now a linear device over all of $dest4 \(12 MiB, its linear tail kept\)" "finish output"
+assert_eq "$(dm_table w)" "0 16384 linear $(dev_majmin "$dest4") 0
+16384 8192 linear $(dev_majmin "$dest4") 16384" "table after finish"
+check_pattern /dev/mapper/w 8 0 16384 || fail "the copied part differs after finish"
+check_pattern /dev/mapper/w 7 16384 3616 || fail "the tail differs after finish"
+check_pattern /dev/mapper/w 9 20000 1000 || fail "what was written to the tail differs after finish"
+check_pattern /dev/mapper/w 7 21000 3576 || fail "the end of the tail differs after finish"
+dm_remove w
 log "ok"

@@ -33,7 +33,7 @@ mkdir -p "$gen"
 cat >"$tmp/clonetab" <<'TAB'
 # NAME SOURCE DESTINATION METADATA [OPTIONS]
 vm1   /dev/nbd0  PARTUUID=0a1b-02  /dev/disk/by-id/nvme-x-part3  region=4k,no-hydration,finish
-data  ID=wwn-0x5000  /dev/sdb  /dev/sdc  nofail,threshold=64,batch=4,no-discard-passdown   # a comment
+data  ID=wwn-0x5000  /dev/sdb  /dev/sdc  nofail,threshold=64,batch=4,no-discard-passdown,whole-destination   # a comment
 late  /dev/vdb /dev/vdc /dev/vdd noauto
 
 bad%name /dev/a /dev/b /dev/c
@@ -72,7 +72,7 @@ check "vm1 after its devices" eq "$(key dmclone@vm1.service After)" \
 check "vm1 before local-fs-pre.target" eq "$(key dmclone@vm1.service Before)" "local-fs-pre.target umount.target"
 check "vm1 without default dependencies" eq "$(key dmclone@vm1.service DefaultDependencies)" no
 check "data's ExecStart" eq "$(key dmclone@data.service ExecStart)" \
-	"$tool create data /dev/disk/by-id/wwn-0x5000 /dev/sdb /dev/sdc --quiet --threshold 64 --batch 4 --no-discard-passdown"
+	"$tool create data /dev/disk/by-id/wwn-0x5000 /dev/sdb /dev/sdc --quiet --threshold 64 --batch 4 --no-discard-passdown --whole-destination"
 check "late's ExecStart" eq "$(key dmclone@late.service ExecStart)" "$tool create late /dev/vdb /dev/vdc /dev/vdd --quiet"
 
 # No clonetab: nothing, exit 0.
