@@ -79,7 +79,8 @@ SOURCES := dm-clone-target.c dm-clone-target.h dm-clone-hydration.c \
 	   tests/kunit/dm-clone-kunit.c
 
 .PHONY: all modules deps sparse checkpatch static unit check check-all \
-	check-debug kunit-static demo bench install dkms clean help stress
+	check-debug kunit-static demo bench install dkms clean help stress \
+	man install-tools uninstall uninstall-tools deb deb-test
 
 all: modules
 
@@ -164,15 +165,83 @@ stress: deps modules
 # The kernel release the headers in KDIR are for.
 KVER ?= $(shell sed -n 's/^\#define UTS_RELEASE "\(.*\)"/\1/p' $(KDIR)/include/generated/utsrelease.h 2>/dev/null)
 
+# The version of the release, for the tool, DKMS and the Debian packages.
+VERSION := $(shell cat VERSION)
+
+# Manual pages: every man/NAME.8.rst becomes man/NAME.8 (rst2man, from
+# python3-docutils; a docutils warning fails the build).
+MAN_PAGES := $(patsubst %.rst,%,$(wildcard man/*.8.rst))
+man: $(MAN_PAGES)
+man/%.8: man/%.8.rst
+	@command -v rst2man >/dev/null || { echo "error: rst2man is missing (Debian: apt install python3-docutils)" >&2; exit 1; }
+	rst2man --exit-status=warning $< $@.tmp && mv $@.tmp $@
+
 # Installs into updates/, which depmod ranks ahead of a dm-clone the
 # kernel may ship itself; refuses when the running kernel's own dm-clone
-# is loaded (scripts/install-check.sh names the collision).
+# is loaded (scripts/install-check.sh names the collision). Then the
+# tools (install-tools).
 install: modules
 	scripts/install-check.sh $(KVER) dm-clone.ko
 	$(MAKE) -C $(KDIR) M=$(CURDIR) PDATA_INC=$(PDATA_INC) INSTALL_MOD_DIR=updates modules_install
 	depmod -a $(KVER)
-	install -D -m 755 scripts/dmclone $(DESTDIR)/usr/local/sbin/dmclone
-	$(MAKE) -C tools install DESTDIR=$(DESTDIR) SBINDIR=/usr/sbin
+	$(MAKE) install-tools
+
+# The tool with its version, manual pages, bash completion, the systemd
+# generator and units, the udev rule and its helper, the documentation.
+# PREFIX=/usr/local by default (the Debian package: /usr); systemd and
+# udev files go where they look by default, /usr/lib/systemd and
+# /usr/lib/udev, with the tool's path written into them.
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/dmclone
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+SYSTEMDDIR ?= /usr/lib/systemd
+UDEVDIR ?= /usr/lib/udev
+TOOL_FILES := $(SBINDIR)/dmclone $(COMPLETIONDIR)/dmclone \
+	$(addprefix $(SBINDIR)/,clone_tools clone_check clone_dump clone_restore clone_repair) \
+	$(SYSTEMDDIR)/system-generators/dmclone-generator \
+	$(SYSTEMDDIR)/system/dmclone-finish@.service \
+	$(UDEVDIR)/dmclone-destination $(UDEVDIR)/rules.d/61-dmclone-destination.rules \
+	$(DOCDIR)/dm-clone.rst $(DOCDIR)/boot.rst $(DOCDIR)/metadata-tools.rst \
+	$(patsubst man/%,$(MANDIR)/man8/%,$(MAN_PAGES))
+install-tools: man
+	install -D -m 755 scripts/dmclone $(DESTDIR)$(SBINDIR)/dmclone
+	$(MAKE) -C tools install DESTDIR=$(DESTDIR) SBINDIR=$(SBINDIR)
+	sed -i 's/^DMCLONE_VERSION=@VERSION@$$/DMCLONE_VERSION=$(VERSION)/' $(DESTDIR)$(SBINDIR)/dmclone
+	install -D -m 644 completion/dmclone $(DESTDIR)$(COMPLETIONDIR)/dmclone
+	install -d $(DESTDIR)$(SYSTEMDDIR)/system-generators $(DESTDIR)$(SYSTEMDDIR)/system
+	sed 's|/usr/sbin/dmclone|$(SBINDIR)/dmclone|' systemd/dmclone-generator \
+		>$(DESTDIR)$(SYSTEMDDIR)/system-generators/dmclone-generator
+	chmod 755 $(DESTDIR)$(SYSTEMDDIR)/system-generators/dmclone-generator
+	sed 's|/usr/sbin/dmclone|$(SBINDIR)/dmclone|' systemd/dmclone-finish@.service \
+		>$(DESTDIR)$(SYSTEMDDIR)/system/dmclone-finish@.service
+	install -D -m 755 udev/dmclone-destination $(DESTDIR)$(UDEVDIR)/dmclone-destination
+	install -D -m 644 udev/61-dmclone-destination.rules $(DESTDIR)$(UDEVDIR)/rules.d/61-dmclone-destination.rules
+	install -D -m 644 -t $(DESTDIR)$(MANDIR)/man8 $(MAN_PAGES)
+	install -D -m 644 -t $(DESTDIR)$(DOCDIR) Documentation/dm-clone.rst Documentation/boot.rst \
+		Documentation/metadata-tools.rst
+
+# Undoes `make install`: the module of kernel KVER (the headers' in KDIR)
+# and the tools (same PREFIX as the install).
+uninstall: uninstall-tools
+	rm -f $(DESTDIR)/lib/modules/$(KVER)/updates/dm-clone.ko $(DESTDIR)/lib/modules/$(KVER)/updates/dm-clone.ko.*
+	depmod -a $(KVER)
+	@! test -d /sys/module/dm_clone || echo "note: dm-clone is still loaded; unload it with 'modprobe -r dm-clone' once no clone uses it"
+
+uninstall-tools:
+	rm -f $(addprefix $(DESTDIR),$(TOOL_FILES))
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+
+# The Debian packages dm-clone-dkms and dmclone, built in out/deb/
+# (scripts/deb.sh: installs the build dependencies, dpkg-buildpackage,
+# lintian); deb-test installs them in a fresh bookworm chroot, lets DKMS
+# build the module, removes them and checks nothing is left.
+deb:
+	scripts/deb.sh
+
+deb-test:
+	scripts/deb-test.sh
 
 # Register the sources with DKMS so the module follows kernel updates.
 dkms: deps
@@ -180,6 +249,7 @@ dkms: deps
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	rm -f $(MAN_PAGES)
 	$(MAKE) -C tests/unit clean
 
 help:
@@ -195,6 +265,12 @@ help:
 	@echo "make install  install dm-clone.ko (updates/) and the dmclone tool"
 	@echo "make tools    build clone_tools (clone_check/dump/restore/repair)"
 	@echo "make fuzz     fuzz the metadata tools' parsers (FUZZ_SECONDS=60 each)"
+	@echo "make install  install dm-clone.ko (updates/) and the dmclone tool,"
+	@echo "              its man pages, completion, systemd and udev files"
+	@echo "              (make uninstall removes them; install-tools: only the tools)"
+	@echo "make man      the manual pages (man/*.8.rst -> man/*.8)"
+	@echo "make deb      the Debian packages dm-clone-dkms and dmclone (out/deb/)"
+	@echo "make deb-test install them in a bookworm chroot, build with DKMS, remove"
 	@echo "make dkms     register the module with DKMS"
 
 endif

@@ -37,8 +37,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
 root=$DMCLONE_ROOT
 
-version=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$root/dkms.conf")
-[ -n "$version" ] || die "no PACKAGE_VERSION in $root/dkms.conf"
+version=$(cat "$root/VERSION" 2>/dev/null) || true
+[ -n "$version" ] || die "no version in $root/VERSION"
 dest=/usr/src/dm-clone-$version
 
 kvers=() remove=0
@@ -83,7 +83,9 @@ dkms status -m dm-clone -v "$version" 2>/dev/null | grep -q . &&
 	dkms remove "dm-clone/$version" --all >/dev/null
 rm -rf "$dest"
 mkdir -p "$dest/scripts" "$dest/pdata/persistent-data"
-(cd "$root" && cp Makefile Kconfig dkms.conf ./*.c ./*.h "$dest/")
+(cd "$root" && cp Makefile Kconfig ./*.c ./*.h "$dest/")
+rm -f "$dest/dm-clone-features.h"
+sed "s/#MODULE_VERSION#/$version/" "$root/dkms.conf" >"$dest/dkms.conf"
 cp "$root/scripts/install-check.sh" "$root/scripts/dkms.sh" "$dest/scripts/"
 cp "$pdata"/persistent-data/*.h "$dest/pdata/persistent-data/"
 

@@ -68,9 +68,10 @@ COREUTILS="$(dpkg -L coreutils 2>/dev/null | grep -E '/s?bin/[^/]+$' | xargs -rn
 # Extras for the clone life-cycle tool and `make demo` (issue 5): a real
 # network block device (nbd-server, nbd-client and the nbd module), added
 # latency on the loopback (tc, sch_netem), and the tool itself
-# (scripts/dmclone, installed as /usr/local/sbin/dmclone).
-EXTRA_PACKAGES="nbd-server nbd-client iproute2"
-EXTRA_TOOLS="nbd-server nbd-client tc ip"
+# (scripts/dmclone, installed as /usr/local/sbin/dmclone); jq, a real JSON
+# parser for the tool's --json output.
+EXTRA_PACKAGES="nbd-server nbd-client iproute2 jq"
+EXTRA_TOOLS="nbd-server nbd-client tc ip jq"
 EXTRA_MODULES="nbd sch_netem"
 dmclone_tool=$DMCLONE_ROOT/scripts/dmclone
 
@@ -94,7 +95,7 @@ hash=$({
 	cat "$0" "$pattern_c" "$MODROOT/.package"
 	cat "$DMCLONE_ROOT"/tools/*.c 2>/dev/null || true
 	cat "$DMCLONE_ROOT"/tools/clone-md/* 2>/dev/null || true
-	[ ! -f "$dmclone_tool" ] || cat "$dmclone_tool"
+	[ ! -f "$dmclone_tool" ] || cat "$dmclone_tool" "$DMCLONE_ROOT/VERSION"
 	echo "$kver"
 	# shellcheck disable=SC2086
 	dpkg-query -W $PACKAGES $EXTRA_PACKAGES
@@ -186,7 +187,10 @@ if [ -d "$DMCLONE_ROOT/tools/clone-md" ]; then
 	done
 fi
 if [ -f "$dmclone_tool" ]; then
+	# With its version filled in, as `make install` does.
 	install -D -m 755 "$dmclone_tool" "$root/usr/local/sbin/dmclone"
+	sed -i "s/^DMCLONE_VERSION=@VERSION@\$/DMCLONE_VERSION=$(cat "$DMCLONE_ROOT/VERSION")/" \
+		"$root/usr/local/sbin/dmclone"
 fi
 
 # Kernel modules with their dependencies.

@@ -133,7 +133,7 @@ tool_ok status c2 --json
 json=$TOOL_OUT
 json_check "$json"
 assert_eq "$(json_get "$json" state)" complete "state when done"
-assert_eq "$(json_get "$json" percent)" 100.00 "percent when done"
+assert_eq "$(json_get "$json" percent)" 100 "percent when done (100.00, parsed)"
 assert_eq "$(json_get "$json" hydrated_bytes)" $((65536 * 512)) "hydrated_bytes when done"
 assert_eq "$(json_get "$json" eta_seconds)" 0 "eta when done"
 tool_ok status c2

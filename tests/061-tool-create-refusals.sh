@@ -118,7 +118,6 @@ tool_refuses 2 "expected NAME SOURCE DEST METADATA, got 5" create c "$src" "$des
 tool_refuses 2 "--threshold wants a whole number" create c "$src" "$dest" "$meta" --threshold -1
 tool_refuses 2 "--threshold wants a whole number" create c "$src" "$dest" "$meta" --threshold 4294967296
 tool_refuses 2 "--batch wants a whole number" create c "$src" "$dest" "$meta" --batch 1.5
-tool_refuses 2 "--force only goes with --fresh" create c "$src" "$dest" "$meta" --force
 tool_refuses 2 "unknown option --fast" create c "$src" "$dest" "$meta" --fast
 tool_refuses 2 "NAME 'a/b' may only hold" create a/b "$src" "$dest" "$meta"
 untouched

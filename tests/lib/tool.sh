@@ -16,9 +16,11 @@
 #                             tool must exit RC with an error on stderr
 #                             matching the ERE REGEX (case-insensitive) and
 #                             nothing on stdout
-#   json_check JSON           JSON must be one flat JSON object (strings,
-#                             numbers, true, false, null); fails the test
-#   json_get JSON KEY         the value of KEY (strings without quotes)
+#   json_parse JQ-ARGS...     jq (fails the test when jq is missing)
+#   json_check JSON           JSON must parse (jq) as one flat JSON object
+#                             with no key twice; fails the test
+#   json_get JSON KEY         the value of KEY, parsed (strings unquoted,
+#                             null as null); fails if there is no KEY
 #   head_sum DEV              sha256 of DEV's first 4 KiB (O_DIRECT)
 #   dev_sum DEV               sha256 of all of DEV (O_DIRECT)
 #   no_dm NAME                fail if a dm device NAME exists
@@ -54,28 +56,31 @@ tool_refuses() {
 	log "refused as expected: $(head -n 1 <<<"$TOOL_ERR")"
 }
 
-# A flat JSON object, strictly: {"key":value,...} with values a string
-# (no control characters), a number, true, false or null.
-_JSON_STR='"([^"\\[:cntrl:]]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
-_JSON_NUM='-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?'
-_JSON_VAL="($_JSON_STR|$_JSON_NUM|true|false|null)"
-_JSON_OBJ="^\\{[[:space:]]*(${_JSON_STR}[[:space:]]*:[[:space:]]*${_JSON_VAL}[[:space:]]*,[[:space:]]*)*${_JSON_STR}[[:space:]]*:[[:space:]]*${_JSON_VAL}[[:space:]]*\\}\$"
+# The JSON is read with jq, a real parser (in the guest image). It reads
+# one JSON text from standard input and fails on anything that is not.
+json_parse() {
+	command -v jq >/dev/null 2>&1 || fail "jq is not in the guest image (scripts/mkinitramfs.sh adds it)"
+	jq "$@"
+}
 
 json_check() {
-	[[ $1 =~ $_JSON_OBJ ]] || fail "not a flat JSON object: '$1'"
-	local keys
-	keys=$(grep -o "\"[a-z_]*\":" <<<"$1" | sort)
-	[ "$(uniq -d <<<"$keys")" = "" ] || fail "a JSON key appears twice: $(uniq -d <<<"$keys")"
+	local t dup
+	t=$(json_parse -r 'type' <<<"$1" 2>&1) || fail "not JSON ($t): '$1'"
+	[ "$t" = object ] || fail "not a JSON object but $t: '$1'"
+	t=$(json_parse -r '[.[] | type | select(. == "object" or . == "array")] | length' <<<"$1") ||
+		fail "cannot read the values of '$1'"
+	[ "$t" = 0 ] || fail "not a flat JSON object ($t nested values): '$1'"
+	# The streaming parser reports every key, also one that repeats.
+	dup=$(jq -c --stream 'select(length == 2) | .[0][0]' <<<"$1" | sort | uniq -d)
+	[ -z "$dup" ] || fail "a JSON key appears twice: $dup"
 }
 
 json_get() {
 	local v
-	v=$(grep -o "\"$2\":[[:space:]]*\\(\"[^\"]*\"\\|[^,}]*\\)" <<<"$1" | head -n 1) ||
-		fail "no key $2 in '$1'"
-	v=${v#*:}
-	v=${v#"${v%%[![:space:]]*}"}
-	v=${v#\"}
-	echo "${v%\"}"
+	# shellcheck disable=SC2016 # $k is jq's
+	v=$(json_parse -r --arg k "$2" 'if has($k) then .[$k] else error("no key " + $k) end' <<<"$1" 2>&1) ||
+		fail "cannot read $2 from '$1': $v"
+	echo "$v"
 }
 
 head_sum() { dd if="$1" bs=4096 count=1 iflag=direct status=none | sha256sum | cut -d' ' -f1; }

@@ -20,16 +20,8 @@ ${CC:-gcc} -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined \
 	-fno-sanitize-recover=all -o "$tool" "$here/../../tools/dmclone-replay.c"
 export ASAN_OPTIONS=detect_leaks=0
 
-fails=0 checks=0
-check() {		# check WHAT CMD...: CMD must succeed
-	local what=$1
-	shift
-	checks=$((checks + 1))
-	if ! "$@"; then
-		echo "FAIL: $what" >&2
-		fails=$((fails + 1))
-	fi
-}
+# shellcheck source=tests/unit/check.sh
+. "$here/check.sh"
 
 # le VALUE BYTES: VALUE little-endian.
 le() {
@@ -150,5 +142,4 @@ for ((i = 0; i < ${REPLAY_FUZZ:-300}; i++)); do
 done
 check "corrupted logs: no crash" test $bad -eq 0
 
-echo "test-replay: $checks checks, $fails failed"
-[ $fails -eq 0 ]
+check_summary test-replay
