@@ -329,7 +329,7 @@ clone_status() {
 # status_field NAME N: word N (1-based) of clone_status.
 status_field() { clone_status "$1" | awk -v n="$2" '{ print $n }'; }
 
-# Accessors for the status fields (see CONTRACT.md):
+# Accessors for the status fields (see Documentation/dm-clone.rst, "Status"):
 #   <md block size> <used>/<total md> <region size> <hydrated>/<regions>
 #   <hydrating> <#features> <features>* <#core> <key> <value>... <mode>
 clone_md_used() { status_field "$1" 2 | cut -d/ -f1; }

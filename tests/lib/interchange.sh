@@ -70,7 +70,8 @@ target_version() { dmsetup targets | awk '$1 == "clone" { print $2 }'; }
 hydrated_at_least() { [ "$(clone_hydrated "$1")" -ge "$2" ]; }
 quiet_hydrating() { [ "$(clone_hydrating "$1")" = 0 ]; }
 
-# The classic status grammar (CONTRACT.md), features and all.
+# The classic status grammar (Documentation/dm-clone.rst, "Status"),
+# features and all.
 STATUS_RE='^8 [0-9]+/[0-9]+ [0-9]+ [0-9]+/[0-9]+ [0-9]+ (0|1 (no_hydration|no_discard_passdown)|2 no_hydration no_discard_passdown) 4 hydration_threshold [0-9]+ hydration_batch_size [0-9]+ (rw|ro)$'
 
 # --- A shared scenario for the half-way hand-overs (070, 071). ---
