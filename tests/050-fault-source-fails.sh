@@ -21,7 +21,7 @@
 
 need_module dm-delay
 need_module dm-flakey
-fault_setup dest meta				# 1024 regions of 16 KiB (rs=32)
+fault_setup					# 1024 regions of 16 KiB (rs=32)
 dm_create sdelay "$(delay_table "$src" 20)"
 dm_create sflk "$(flakey_table /dev/mapper/sdelay up)"
 clone=/dev/mapper/c

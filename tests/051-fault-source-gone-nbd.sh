@@ -19,7 +19,7 @@
 need_module dm-delay
 need_module nbd
 need_cmd nbd-server nbd-client ip
-fault_setup --no-src dest meta			# 1024 regions of 16 KiB (rs=32)
+fault_setup --no-src				# 1024 regions of 16 KiB (rs=32)
 
 img=$TEST_TMP/src.img				# 16 MiB, 32768 sectors
 truncate -s 16M "$img"

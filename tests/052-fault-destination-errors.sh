@@ -26,7 +26,8 @@
 
 need_module dm-delay
 need_module dm-flakey
-fault_setup destloop meta			# 1024 regions of 16 KiB (rs=32)
+fault_setup					# 1024 regions of 16 KiB (rs=32)
+destloop=$dest
 dm_create sdelay "$(delay_table "$src" 20)"
 dm_create dflk "$(flakey_table "$destloop" up)"
 clone=/dev/mapper/c

@@ -22,7 +22,8 @@
 . "$(dirname "$0")/lib/fault.sh"
 
 need_module dm-flakey
-fault_setup dest metaloop			# 1024 regions of 16 KiB (rs=32)
+fault_setup					# 1024 regions of 16 KiB (rs=32)
+metaloop=$meta
 dm_create mflk "$(flakey_table "$metaloop" up)"
 meta=/dev/mapper/mflk
 clone=/dev/mapper/c

@@ -26,7 +26,8 @@ need_module dm-flakey
 need_cmd shuf
 # 1024 regions of 16 KiB (rs=32); the source holds pattern 1, user writes
 # seed 2, the destination's garbage seed 99.
-fault_setup --no-ref --no-fill-dest dest metaloop
+fault_setup --no-ref --no-fill-dest
+metaloop=$meta
 dm_create slowsrc "$(delay_table "$src" 50)"
 dm_create mfl "$(linear_table "$metaloop")"
 meta=/dev/mapper/mfl

@@ -20,7 +20,8 @@
 
 need_module dm-delay
 need_module dm-flakey
-fault_setup destloop metaloop			# 1024 regions of 16 KiB (rs=32)
+fault_setup					# 1024 regions of 16 KiB (rs=32)
+destloop=$dest metaloop=$meta
 
 log "(1) everything slow"
 dm_create sd "$(delay_table "$src" 200)"
