@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# dm-clone build. The first half is kbuild's: it serves an out-of-tree
+# The dm-clone build. The first half is kbuild's: it serves an out-of-tree
 # build and a drop into drivers/md of a kernel tree, where these two lines
 # go into drivers/md/Makefile (and Kconfig's entry into drivers/md/Kconfig):
 #

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Crash consistency by replay (issue 7). The clone's destination and
+# Crash consistency by replay. The clone's destination and
 # metadata are two linear slices of one dm-log-writes device, so one log
 # orders every write to both as it reached stable storage. A clone
 # hydrates (slow source, small regions) while a writer writes tagged 4 KiB
