@@ -29,7 +29,7 @@ resolve() {
 	kver=$(host_kver)
 	kdir=${kver:+/usr/src/linux-headers-$kver}
 	pkgver=${kver:+$(pkg_version "linux-headers-$kver")}
-	major=$(echo "$kver" | sed 's/^\([0-9]*\.[0-9]*\).*/\1/')
+	major=$(echo "$kver" | cut -d. -f1,2)
 	src_cache=${pkgver:+$DMCLONE_CACHE/src/$pkgver}
 }
 

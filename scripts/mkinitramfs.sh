@@ -64,7 +64,7 @@ TOOLS="bash dmsetup fio
 # All of coreutils (dd, timeout, stat, truncate, sort, sha256sum, ...).
 COREUTILS="$(dpkg -L coreutils 2>/dev/null | grep -E '/s?bin/[^/]+$' | xargs -rn1 basename | sort -u | tr '\n' ' ')"
 
-# Extras for the clone life-cycle tool and `make demo` (issue 5): a real
+# Extras for the clone life-cycle tool and `make demo`: a real
 # network block device (nbd-server, nbd-client and the nbd module), added
 # latency on the loopback (tc, sch_netem), and the tool itself
 # (scripts/dmclone, installed as /usr/local/sbin/dmclone).
@@ -182,12 +182,12 @@ fi
 # Kernel modules with their dependencies.
 mdest=$root/lib/modules/$kver
 mkdir -p "$mdest"
-have="" builtin="" missing=""
+have="" builtin="" lacking=""
 add_module() {	# add_module NAME REQUIRED
 	local deps line path
 	if ! deps=$(modprobe -d "$MODROOT" -S "$kver" --show-depends "$1" 2>/dev/null); then
 		[ "$2" = required ] && die "kernel $kver has no module $1"
-		missing+=" $1"
+		lacking+=" $1"
 		return 0
 	fi
 	while read -r line; do
@@ -233,12 +233,12 @@ for f in modules.order modules.builtin modules.builtin.modinfo; do
 	[ -f "$MODDIR/$f" ] && cp "$MODDIR/$f" "$mdest/"
 done
 depmod -b "$root" "$kver"
-[ -n "$missing" ] && note "kernel $kver lacks (optional):$missing"
+[ -n "$lacking" ] && note "kernel $kver lacks (optional):$lacking"
 {
 	echo "kernel $kver ($(tr '\n' ' ' <"$MODROOT/.package"))"
 	echo "modules:$have"
 	echo "builtin:$builtin"
-	echo "missing:$missing"
+	echo "missing:$lacking"
 	[ -z "$peer" ] || echo "peer: $peer"
 } >"$root/etc/dmclone-image"
 
