@@ -71,6 +71,7 @@ if [ "$SUITE" = debug ]; then
 	done
 	note "building dm-clone.ko and dm-clone-kunit.ko for $KVER in $build"
 	{
+		# shellcheck disable=SC2153 # KDIR comes from kernel_select
 		make -C "$KDIR" M="$build" PDATA_INC="$PDATA_INC" modules "$@" &&
 		make -C "$KDIR" M="$build/tests/kunit" modules "$@"
 	} >"$build/build.log" 2>&1 || {

@@ -81,8 +81,10 @@ MODULES_OPTIONAL="dm-bio-prison dm-delay dm-flakey dm-log-writes dm-zero
 	dm-dust dm-ebs dm-thin-pool dm-snapshot brd null_blk configfs xfs ext4
 	libcrc32c crc32c-intel crc32c_generic virtio_pci virtio_blk scsi_debug"
 
+# shellcheck disable=SC2086 # lists of package names
 apt_install $PACKAGES $EXTRA_PACKAGES
 eval "$("$here/guest-kernel.sh" ${kver:+"$kver"})"	# KVER VMLINUZ MODROOT MODDIR
+# shellcheck disable=SC2153 # KVER comes from guest-kernel.sh
 kver=$KVER
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
@@ -305,6 +307,7 @@ chmod 755 "$root/init"
 	zstd -q -T0 -9 >"$work/image"
 mv "$work/image" "$image"
 # Keep the three newest images (a concurrent run may still use an older one).
+# shellcheck disable=SC2012 # the newest first, by time
 ls -1t "$outdir"/base-*.cpio.zst | tail -n +4 | xargs -r rm -f
 note "initramfs: $image ($(du -h "$image" | cut -f1))"
 echo "$image"

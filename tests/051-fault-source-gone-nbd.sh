@@ -45,6 +45,7 @@ start_server() {
 kill_server() {
 	local p
 	p=$(cat "$pidf")
+	# shellcheck disable=SC2013 # one pid a word
 	for c in $(awk -v p="$p" '$4 == p { print $1 }' /proc/[0-9]*/stat 2>/dev/null); do
 		kill -9 "$c" 2>/dev/null || true
 	done
