@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# The status line follows the contract's grammar word for word, and its
+# The status line follows the grammar of Documentation/dm-clone.rst
+# ("Status") word for word, and its
 # numbers keep their invariants while a slow hydration runs (source behind
 # dm-delay, threshold 4, batch 2): hydrated never decreases nor exceeds the
 # total, total = ceil(length / region size), at most `threshold` regions in

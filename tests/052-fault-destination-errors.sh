@@ -3,7 +3,8 @@
 #
 # Fault matrix, destination. (1) The destination's writes (and flushes)
 # start failing (dm-flakey error_writes) in the middle of background
-# hydration. The contract changes the mode only on metadata failures, so
+# hydration. Only metadata failures change the mode (Documentation/
+# dm-clone.rst, "Modes"), so
 # the clone stays rw with no dm event; copies fail (destination write
 # error) and leave their regions unhydrated; every user I/O returns:
 # reads stay byte-exact (hydrated regions from the destination, the rest
