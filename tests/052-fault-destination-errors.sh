@@ -3,23 +3,22 @@
 #
 # Fault matrix, destination. (1) The destination's writes (and flushes)
 # start failing (dm-flakey error_writes) in the middle of background
-# hydration. Only metadata failures change the mode (Documentation/
-# dm-clone.rst, "Modes"), so
-# the clone stays rw with no dm event; copies fail (destination write
-# error) and leave their regions unhydrated; every user I/O returns:
-# reads stay byte-exact (hydrated regions from the destination, the rest
-# from the source), writes fail with EIO (to a hydrated region, a partial
-# or a whole-region write to an unhydrated one) and change nothing;
-# nothing stays in flight; 20 s of failure leave a bounded kernel log.
-# Then its reads fail too (flakey, no feature): reads of hydrated regions
-# fail with EIO, unhydrated ones are still served from the source, still
-# rw with no event. After the destination heals, a reload of the same table completes
-# byte-exact (a failed whole-region write must not have been recorded as
-# hydrated). (2) A destination with a bad range from the start (linear +
-# error + linear): every other region hydrates, reads of the bad range
-# are served from the source, writes there fail with EIO; with the range
-# good again a reload completes byte-exact. The device is removed and
-# dm-clone unloads.
+# hydration. Only metadata failures change the mode (see "Modes" in
+# Documentation/dm-clone.rst), so the clone stays rw with no dm event;
+# copies fail (destination write error) and leave their regions
+# unhydrated; every user I/O returns: reads stay byte-exact (hydrated
+# regions from the destination, the rest from the source), writes fail
+# with EIO (to a hydrated region, a partial or a whole-region write to an
+# unhydrated one) and change nothing; nothing stays in flight; 20 s of
+# failure leave a bounded kernel log. Then its reads fail too (flakey, no
+# feature): reads of hydrated regions fail with EIO, unhydrated ones are
+# still served from the source, still rw with no event. After the
+# destination heals, a reload of the same table completes byte-exact (a
+# failed whole-region write must not have been recorded as hydrated). (2)
+# A destination with a bad range from the start (linear + error + linear):
+# every other region hydrates, reads of the bad range are served from the
+# source, writes there fail with EIO; with the range good again a reload
+# completes byte-exact. The device is removed and dm-clone unloads.
 # timeout: 200
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/persistence.sh"
