@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# dm-clone build. The first half is kbuild's: it serves an out-of-tree
+# The dm-clone build. The first half is kbuild's: it serves an out-of-tree
 # build and a drop into drivers/md of a kernel tree, where these two lines
 # go into drivers/md/Makefile (and Kconfig's entry into drivers/md/Kconfig):
 #
@@ -66,9 +66,14 @@ $(obj)/dm-clone-features.h: $(src)/dm-clone-probes.c FORCE
 
 else
 
-# Resolved by scripts/deps.sh from the installed Debian packages; each can
-# be overridden on the command line (for example KDIR=/path/to/kernel/tree).
-DEPS_VARS := $(shell scripts/deps.sh 2>/dev/null)
+# Resolved by `scripts/deps.sh --print`, which only reads the installed
+# Debian packages and the cache: parsing this Makefile installs nothing.
+# `make deps` installs them; the targets that need them say so when they
+# are missing, and the targets that install their own (check, demo, ...)
+# run `deps` first, then the rest in a new make that resolves them again.
+# Each can be overridden on the command line (for example
+# KDIR=/path/to/kernel/tree).
+DEPS_VARS := $(shell scripts/deps.sh --print 2>/dev/null)
 KDIR ?= $(patsubst KDIR=%,%,$(filter KDIR=%,$(DEPS_VARS)))
 PDATA_INC ?= $(patsubst PDATA_INC=%,%,$(filter PDATA_INC=%,$(DEPS_VARS)))
 CHECKPATCH ?= $(patsubst CHECKPATCH=%,%,$(filter CHECKPATCH=%,$(DEPS_VARS)))
@@ -78,28 +83,33 @@ SOURCES := dm-clone-target.c dm-clone-target.h dm-clone-hydration.c \
 	   dm-clone-region.h dm-clone-compat.h dm-clone-probes.c \
 	   tests/kunit/dm-clone-kunit.c
 
-.PHONY: all modules deps sparse checkpatch static unit check check-all \
-	check-debug kunit-static demo bench install dkms clean help stress \
-	man install-tools uninstall uninstall-tools deb deb-test
+.PHONY: all modules deps have-deps sparse checkpatch static unit check \
+	check-all check-debug kunit-static demo bench install dkms clean help \
+	stress man install-tools uninstall uninstall-tools deb deb-test
 
 all: modules
 
+# Installs the Debian packages and extracts the kernel's private headers.
 deps:
 	scripts/deps.sh
 
-modules:
-	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "error: no kernel headers (KDIR='$(KDIR)'); run 'make deps' or pass KDIR=" >&2; exit 1; }
-	@test -f "$(PDATA_INC)/persistent-data/dm-bitset.h" || { echo "error: persistent-data headers missing (PDATA_INC='$(PDATA_INC)'); run 'make deps' to extract them from Debian's linux-source package" >&2; exit 1; }
+# Fails, saying what to run, when the build's dependencies are missing.
+have-deps:
+	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "error: no kernel headers (KDIR='$(KDIR)'): run 'make deps' first (it installs them), or pass KDIR=" >&2; exit 1; }
+	@test -f "$(PDATA_INC)/persistent-data/dm-bitset.h" || { echo "error: persistent-data headers missing (PDATA_INC='$(PDATA_INC)'): run 'make deps' first (it extracts them from Debian's linux-source package), or pass PDATA_INC=" >&2; exit 1; }
+
+modules: have-deps
 	$(MAKE) -C $(KDIR) M=$(CURDIR) PDATA_INC=$(PDATA_INC) modules
 
 # Static checks: W=1 and sparse (C=2) must print no warning, checkpatch
 # --strict must be clean on our files.
-sparse:
+sparse: have-deps
 	$(MAKE) -C $(KDIR) M=$(CURDIR) PDATA_INC=$(PDATA_INC) W=1 C=2 modules 2>&1 | tee .sparse.log
 	@! grep -E "warning:|error:" .sparse.log || { echo "error: W=1/sparse warnings above" >&2; exit 1; }
 	@rm -f .sparse.log
 
-checkpatch:
+checkpatch: have-deps
+	@test -f "$(CHECKPATCH)" || { echo "error: checkpatch.pl missing (CHECKPATCH='$(CHECKPATCH)'): run 'make deps' first" >&2; exit 1; }
 	$(CHECKPATCH) --strict --no-tree --quiet --show-types -f $(SOURCES) \
 		--ignore FILE_PATH_CHANGES,SPDX_LICENSE_TAG
 
@@ -124,11 +134,13 @@ fuzz:
 # Debian 12's 6.1, with the module built for it in its suite's chroot
 # (scripts/kernels.sh); the static checks always run on 6.1.
 KERNEL ?=
-check: deps static unit
+check: deps
+	$(MAKE) static unit
 	tests/run $(if $(filter-out 6.1,$(KERNEL)),--kernel $(KERNEL))
 
 # The guest suite on 6.1, 6.12 and 7 in turn (scripts/check-all.sh).
-check-all: deps static unit
+check-all: deps
+	$(MAKE) static unit
 	scripts/check-all.sh
 
 # The guest suite on the debug kernel (scripts/debug-kernel.sh: KASAN,
@@ -136,12 +148,13 @@ check-all: deps static unit
 # Debian's linux-source and cached (its first build: ~11 min with 2 CPUs),
 # the suite many times the 6.1 suite's time. The KUnit module is
 # statically checked against that kernel's tree first.
-check-debug: deps static unit kunit-static
+check-debug: deps
+	$(MAKE) static unit kunit-static
 	tests/run --kernel debug
 
 # tests/kunit built W=1 with sparse against the debug kernel's tree (the
 # host's 6.1 has no KUnit to link against): no warning allowed.
-kunit-static:
+kunit-static: deps
 	@kdir=$$(scripts/debug-kernel.sh | sed -n 's/^KDIR=//p') && \
 	out=$$(mktemp -d) && cp tests/kunit/Makefile tests/kunit/*.c $$out/ && \
 	$(MAKE) -C $$kdir M=$$out W=1 C=2 ccflags-y=-I$(CURDIR) modules >$$out/log 2>&1; \
@@ -150,16 +163,19 @@ kunit-static:
 		echo "error: tests/kunit: build failed or W=1/sparse warnings above" >&2; rm -rf $$out; exit 1; \
 	fi; rm -rf $$out
 
-demo: deps modules
+demo: deps
+	$(MAKE) modules
 	scripts/demo.sh
 
-bench: deps modules
+bench: deps
+	$(MAKE) modules
 	bench/run
 
 # The stress test (tests/090-stress.sh) for 20 minutes instead of the
 # suite's short run; STRESS_SECONDS=N to choose.
 STRESS_SECONDS ?= 1200
-stress: deps modules
+stress: deps
+	$(MAKE) modules
 	tests/run --env STRESS_SECONDS=$(STRESS_SECONDS) 090
 
 # The kernel release the headers in KDIR are for.
@@ -245,15 +261,16 @@ deb-test:
 
 # Register the sources with DKMS so the module follows kernel updates.
 dkms: deps
-	PDATA_INC=$(PDATA_INC) scripts/dkms.sh
+	PDATA_INC=$(or $(PDATA_INC),$$(scripts/deps.sh --print | sed -n 's/^PDATA_INC=//p')) scripts/dkms.sh
 
 clean:
-	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	$(if $(KDIR),$(MAKE) -C $(KDIR) M=$(CURDIR) clean,rm -f *.o *.ko *.mod *.mod.c .*.cmd Module.symvers modules.order dm-clone-features.h .dm-clone-probes.log)
 	rm -f $(MAN_PAGES)
 	$(MAKE) -C tests/unit clean
 
 help:
-	@echo "make          build dm-clone.ko"
+	@echo "make          build dm-clone.ko (after 'make deps')"
+	@echo "make deps     install what building it needs (Debian packages, kernel headers)"
 	@echo "make check    build, static checks, unit tests, guest test suite"
 	@echo "              (KERNEL=6.12 or KERNEL=7: the suite on that kernel)"
 	@echo "make check-all  the guest suite on 6.1, 6.12 and 7 in turn"

@@ -239,7 +239,7 @@ hydrate_idle() {
 	"$SAMPLE" -r -T "$CAP" cl >"$out"
 	rc=$?
 	dmsetup mknodes cl
-	sampler_note 1 $rc
+	sampler_note 1 "$rc"
 	c1=$(commits)
 	read -r _ _ _ _ _ _ m1 _ <"$msf"
 	rate=$(s_rate "$out")
@@ -247,7 +247,7 @@ hydrate_idle() {
 	echo "$rate" >"$ST/idle_rate.$rep"
 	echo "$limit" >"$ST/dd_rate.$rep"
 	log "idle: dd $limit MB/s, clone $rate MB/s ($secs s, $((c1 - c0)) commits, $(((m1 - m0) / 2)) KiB of metadata written)"
-	if [ "$rep" = 1 ] && [ $rc = 0 ]; then
+	if [ "$rep" = 1 ] && [ "$rc" = 0 ]; then
 		if dmclone-pattern check "$DST" 1 0 "$SECTORS" >"$ST/check.txt" 2>&1; then
 			log "idle: destination checked: byte-exact copy of the source"
 		else
@@ -310,7 +310,7 @@ clone_over() {
 	dm_load cl "$(clone_line "$1")" || return 1
 	"$SAMPLE" -r -T "$CAP" cl >"$2"
 	rc=$?
-	sampler_note "$3" $rc
+	sampler_note "$3" "$rc"
 	dmsetup mknodes cl
 	dm_rm cl
 	CLONE_RATE=$(s_rate "$2")
@@ -386,7 +386,7 @@ under_load() {
 	"$SAMPLE" -m enable_hydration -T "$CAP" -s "$sf" cl >"$out"
 	rc=$?
 	fio_stop
-	sampler_note "${id}h" $rc
+	sampler_note "${id}h" "$rc"
 	rate=$(s_rate "$out")
 	iops1=$(s_iops "$out")
 	log "load $kind: hydration $rate MB/s (idle $idle) in $(s_secs "$out") s, user IOPS $iops1 (baseline $iops0)"
@@ -404,7 +404,7 @@ steady() {
 	"$SAMPLE" -r -T "$CAP" cl >"$ST/steady-hyd.txt"
 	rc=$?
 	dmsetup mknodes cl
-	[ $rc = 0 ] || { note 4r "the clone was not fully hydrated (sampler status $rc)"; }
+	[ "$rc" = 0 ] || { note 4r "the clone was not fully hydrated (sampler status $rc)"; }
 	dm_up lin "0 $SECTORS linear $DST 0" || return 1
 	# For the random reads, a second linear table too: the method's own
 	# scatter (what two identical tables measure), row 4a.
@@ -415,16 +415,16 @@ steady() {
 		# speed during the row weighs on both alike), A alternating
 		# from rep to rep; the mean of the two.
 		order=$( ((rep % 2)) && echo "lin cl cl lin" || echo "cl lin lin cl")
-		[ $t = 4r ] && order=$( ((rep % 2)) && echo "lin cl lin2 lin2 cl lin" || echo "cl lin lin2 lin2 lin cl")
+		[ "$t" = 4r ] && order=$( ((rep % 2)) && echo "lin cl lin2 lin2 cl lin" || echo "cl lin lin2 lin2 lin cl")
 		for dev in $order; do
 			case $t in
-			4r) line=$(fio_terse --name=rr --filename=/dev/mapper/$dev --rw=randread --bs=4k \
+			4r) line=$(fio_terse --name=rr --filename="/dev/mapper/$dev" --rw=randread --bs=4k \
 				--iodepth="$QD" --norandommap --time_based --runtime="$FIO_SECS")
 			    v=$(ffield 8 "$line") ;;
-			4w) line=$(fio_terse --name=rw --filename=/dev/mapper/$dev --rw=randwrite --bs=4k \
+			4w) line=$(fio_terse --name=rw --filename="/dev/mapper/$dev" --rw=randwrite --bs=4k \
 				--iodepth="$QD" --norandommap --time_based --runtime="$FIO_SECS")
 			    v=$(ffield 49 "$line") ;;
-			4s) line=$(fio_terse --name=sr --filename=/dev/mapper/$dev --rw=read --bs=1M \
+			4s) line=$(fio_terse --name=sr --filename="/dev/mapper/$dev" --rw=read --bs=1M \
 				--iodepth=4 --time_based --runtime="$FIO_SECS")
 			    v=$(calc "$(ffield 7 "$line") * 1024 / 1e6") ;;
 			esac
@@ -436,7 +436,7 @@ steady() {
 		done
 		log "steady $t: clone $cl_v, linear $lin_v (second linear: $lin2_v)"
 		res "$t" "$rep" "$cl_v" "$lin_v"
-		[ $t = 4r ] && res 4a "$rep" "$lin2_v" "$lin_v"
+		[ "$t" = 4r ] && res 4a "$rep" "$lin2_v" "$lin_v"
 	done
 	dm_rm lin2 lin cl
 }
@@ -491,6 +491,7 @@ memory() {
 	# The bitset needs a bit per region in 4 KiB blocks, plus the btree,
 	# and a commit that touches every block needs as many again.
 	c=$(((DONE_GIB << 21) / REGION))
+	# shellcheck disable=SC2017 # whole MiB first, on purpose
 	meta_mb=$(((regions > c ? regions : c) / 8 / 1048576 * 5 / 2 + 32))
 	modprobe brd rd_nr=1 rd_size=$((meta_mb * 1024)) max_part=0 || return 1
 	dm_up zsrc "0 $L zero" && dm_up zdst "0 $L zero" || return 1
@@ -531,7 +532,7 @@ memory() {
 		sleep 2
 		c=$(kmem_kb)
 		log "memory: after completion +$((c - a)) KiB"
-		if [ $rc = 0 ]; then
+		if [ "$rc" = 0 ]; then
 			res 6d "$rep" "$(calc "($c - $a) * 8192 / $regions")" "$(calc "($b - $a) * 8192 / $regions")"
 			note 6d "${DONE_GIB} GiB: +$((b - a)) KiB while hydrating, +$((c - a)) KiB once complete; completed by discarding all but the last GiB, then copying it"
 		else

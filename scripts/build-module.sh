@@ -6,7 +6,7 @@
 #   scripts/build-module.sh [--kernel SEL] [-- MAKE-ARGS...]
 #
 # SEL is 6.1 (default), 6.12 or 7 (see scripts/kernels.sh). For 6.1 this is
-# `make modules` in the repository, as always (the module lands beside the
+# `make deps` and `make modules` in the repository, as always (the module lands beside the
 # sources). For the others, the build runs in the suite's build chroot
 # (scripts/chroot.sh), against that kernel's headers, into
 # out/build/KVER/ (a copy of the sources; the repository is not touched):
@@ -48,6 +48,7 @@ done
 
 kernel_select "$sel"
 if [ "$SUITE" = "$HOST_SUITE" ]; then
+	"$here/deps.sh" >/dev/null
 	make -s -C "$DMCLONE_ROOT" modules "$@" >&2
 	echo "$DMCLONE_ROOT/dm-clone.ko"
 	exit 0
@@ -70,6 +71,7 @@ if [ "$SUITE" = debug ]; then
 	done
 	note "building dm-clone.ko and dm-clone-kunit.ko for $KVER in $build"
 	{
+		# shellcheck disable=SC2153 # KDIR comes from kernel_select
 		make -C "$KDIR" M="$build" PDATA_INC="$PDATA_INC" modules "$@" &&
 		make -C "$KDIR" M="$build/tests/kunit" modules "$@"
 	} >"$build/build.log" 2>&1 || {

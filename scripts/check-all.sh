@@ -17,6 +17,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
 . "$here/kernels.sh"
+. "$here/tally.sh"
 
 kernels=$ALL_KERNELS
 case "${1:-}" in
@@ -24,7 +25,7 @@ case "${1:-}" in
 --kernels) kernels=$2; shift 2 ;;
 esac
 
-rc=0 passed=0 failed=0 skipped=0 lines=()
+rc=0 lines=()
 mkdir -p "$DMCLONE_OUT"
 for k in $kernels; do
 	echo "# make check-all: kernel $k"
@@ -34,19 +35,13 @@ for k in $kernels; do
 	krc=${PIPESTATUS[0]}
 	took=$((SECONDS - start))
 	kver=$(sed -n 's/^>> guest: kernel \([^,]*\),.*/\1/p' "$log" | tail -n 1)
-	result=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-	if [ -n "$result" ]; then
-		read -r p _ f _ s _ <<<"${result//,/}"
-		passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + ${s:-0}))
-	else
-		result="no result (see $log)"
-		failed=$((failed + 1))
-	fi
+	result=$(tally_result "$log")
+	tally_add "$result" || result="no result (see $log)"
 	[ "$krc" = 0 ] || rc=1
 	lines+=("$(printf '# %-5s %-28s %s (%d s)' "$k" "${kver:-?}" "$result" "$took")")
 done
 
 echo "# make check-all: per kernel"
 printf '%s\n' "${lines[@]}"
-echo "$passed passed, $failed failed, $skipped skipped"
+tally_total
 exit $rc

@@ -46,7 +46,7 @@ root=$DMCLONE_CACHE/chroot/$suite
 create_chroot() {
 	local tmp mirror proxy
 	apt_install debootstrap
-	mirror=$(debian_mirror)
+	mirror=$(debian_mirror) || exit 1
 	tmp=$root.new
 	rm -rf "$tmp"
 	proxy=$(host_apt_proxy | sed -n 's/^Acquire::http::Proxy "\(.*\)";$/\1/p' | head -n 1)

@@ -131,5 +131,6 @@ touch "$stamp"
 note "debug kernel $kver ready in $dir (make -j$jobs: $(cat "$dir/build-seconds") s)"
 
 # Keep the two newest builds (a concurrent run may use the other one).
+# shellcheck disable=SC2012 # the newest first, by time
 ls -1dt "$base"/*/ 2>/dev/null | tail -n +3 | xargs -r rm -rf
 print_paths

@@ -125,6 +125,7 @@ else
 	deps=$(suite_show "$suite" "$image=$version" Depends)
 	# A split image (sid): the kernel, the modules and their base files.
 	pkgs=("$image=$version")
+	# shellcheck disable=SC2020 # commas and bars, one character each
 	for p in $(tr ',|' '\n\n' <<<"$deps" | sed 's/(.*)//; s/[[:space:]]//g' |
 		grep -E "^linux-(binary|modules|base)-$(sed 's/[.+]/\\&/g' <<<"$kver")\$" | sort -u); do
 		pkgs+=("$p=$version")

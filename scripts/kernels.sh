@@ -42,8 +42,12 @@ HOST_SUITE=bookworm
 # Selectors of `make check-all`, in order.
 ALL_KERNELS="6.1 6.12 7"
 
-# debian_mirror: the Debian mirror the host's apt uses (DMCLONE_DEBIAN_MIRROR
-# overrides it), read from /etc/apt/sources.list{,.d/*}.
+# debian_mirror: the Debian archive the host's apt uses, read from
+# /etc/apt/sources.list, /etc/apt/sources.list.d/*.list (one-line style)
+# and /etc/apt/sources.list.d/*.sources (deb822 style): the first URI
+# ending in /debian. DMCLONE_DEBIAN_MIRROR=URL overrides it. When the host
+# names none, it says how to set one and returns 1 (callers:
+# `m=$(debian_mirror) || exit 1`).
 debian_mirror() {
 	local m
 	if [ -n "${DMCLONE_DEBIAN_MIRROR:-}" ]; then
@@ -55,7 +59,11 @@ debian_mirror() {
 		sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\{0,1\}\([^[:space:]]*\).*/\2/p' \
 			/etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
 	} | grep -E '^(https?|file):.*/debian/?$' | head -n 1)
-	echo "${m:-http://deb.debian.org/debian}"
+	if [ -z "$m" ]; then
+		echo "error: no Debian archive in the host's apt sources (/etc/apt/sources.list, /etc/apt/sources.list.d/*.list or *.sources) to fetch other suites' kernels from: set DMCLONE_DEBIAN_MIRROR to the URL of a Debian archive (the one apt would use for 'deb URL SUITE main'), for example DMCLONE_DEBIAN_MIRROR=http://HOST/debian" >&2
+		return 1
+	fi
+	echo "$m"
 }
 
 # host_apt_proxy: the host apt's proxy settings, as apt.conf lines (none
@@ -66,12 +74,13 @@ host_apt_proxy() {
 
 # suite_apt_dir SUITE: the private apt tree of a suite (created on demand).
 suite_apt_dir() {
-	local d=$DMCLONE_CACHE/apt/$1
+	local d=$DMCLONE_CACHE/apt/$1 mirror
 	if [ ! -f "$d/apt.conf" ]; then
+		mirror=$(debian_mirror) || exit 1
 		mkdir -p "$d/etc/parts" "$d/etc/preferences.d" "$d/lists/partial" \
 			"$d/archives/partial"
 		: >"$d/status"
-		echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(debian_mirror) $1 main" \
+		echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $1 main" \
 			>"$d/sources.list"
 		# Only this file: none of the host's apt.conf.d, sources or pins.
 		cat >"$d/apt.conf.tmp" <<-EOF
@@ -104,12 +113,13 @@ suite_apt_dir() {
 # suite_apt SUITE CMD ARGS...: run an apt command (apt-get, apt-cache) with
 # the suite's private configuration; the host's own for the host's suite.
 suite_apt() {
-	local suite=$1
+	local suite=$1 d
 	shift
 	if [ "$suite" = "$HOST_SUITE" ]; then
 		"$@"
 	else
-		APT_CONFIG="$(suite_apt_dir "$suite")/apt.conf" "$@"
+		d=$(suite_apt_dir "$suite") || exit 1
+		APT_CONFIG="$d/apt.conf" "$@"
 	fi
 }
 
@@ -119,7 +129,7 @@ suite_apt() {
 # are no lists at all. Not for the host's suite.
 suite_update() {
 	local suite=$1 d stamp age
-	d=$(suite_apt_dir "$suite")
+	d=$(suite_apt_dir "$suite") || exit 1
 	stamp=$d/lists/.updated
 	if [ "${2:-}" != force ] && [ -f "$stamp" ]; then
 		age=$(($(date +%s) - $(stat -c %Y "$stamp")))
@@ -137,7 +147,7 @@ suite_update() {
 			sed 's/^/   /' "$d/update.log" >&2
 		else
 			sed 's/^/   /' "$d/update.log" >&2
-			die "apt-get update for $suite failed (mirror $(debian_mirror))"
+			die "apt-get update for $suite failed (mirror $(sed -n 's/^deb \[[^]]*\] \([^ ]*\) .*/\1/p' "$d/sources.list"))"
 		fi
 	)
 }

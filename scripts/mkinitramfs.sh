@@ -65,7 +65,7 @@ TOOLS="bash dmsetup fio
 # All of coreutils (dd, timeout, stat, truncate, sort, sha256sum, ...).
 COREUTILS="$(dpkg -L coreutils 2>/dev/null | grep -E '/s?bin/[^/]+$' | xargs -rn1 basename | sort -u | tr '\n' ' ')"
 
-# Extras for the clone life-cycle tool and `make demo` (issue 5): a real
+# Extras for the clone life-cycle tool and `make demo`: a real
 # network block device (nbd-server, nbd-client and the nbd module), added
 # latency on the loopback (tc, sch_netem), and the tool itself
 # (scripts/dmclone, installed as /usr/local/sbin/dmclone); jq, a real JSON
@@ -83,8 +83,10 @@ MODULES_OPTIONAL="dm-bio-prison dm-delay dm-flakey dm-log-writes dm-zero
 	dm-dust dm-ebs dm-thin-pool dm-snapshot brd null_blk configfs xfs ext4
 	libcrc32c crc32c-intel crc32c_generic virtio_pci virtio_blk scsi_debug"
 
+# shellcheck disable=SC2086 # lists of package names
 apt_install $PACKAGES $EXTRA_PACKAGES
 eval "$("$here/guest-kernel.sh" ${kver:+"$kver"})"	# KVER VMLINUZ MODROOT MODDIR
+# shellcheck disable=SC2153 # KVER comes from guest-kernel.sh
 kver=$KVER
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
@@ -196,12 +198,12 @@ fi
 # Kernel modules with their dependencies.
 mdest=$root/lib/modules/$kver
 mkdir -p "$mdest"
-have="" builtin="" missing=""
+have="" builtin="" lacking=""
 add_module() {	# add_module NAME REQUIRED
 	local deps line path
 	if ! deps=$(modprobe -d "$MODROOT" -S "$kver" --show-depends "$1" 2>/dev/null); then
 		[ "$2" = required ] && die "kernel $kver has no module $1"
-		missing+=" $1"
+		lacking+=" $1"
 		return 0
 	fi
 	while read -r line; do
@@ -247,12 +249,12 @@ for f in modules.order modules.builtin modules.builtin.modinfo; do
 	[ -f "$MODDIR/$f" ] && cp "$MODDIR/$f" "$mdest/"
 done
 depmod -b "$root" "$kver"
-[ -n "$missing" ] && note "kernel $kver lacks (optional):$missing"
+[ -n "$lacking" ] && note "kernel $kver lacks (optional):$lacking"
 {
 	echo "kernel $kver ($(tr '\n' ' ' <"$MODROOT/.package"))"
 	echo "modules:$have"
 	echo "builtin:$builtin"
-	echo "missing:$missing"
+	echo "missing:$lacking"
 	[ -z "$peer" ] || echo "peer: $peer"
 } >"$root/etc/dmclone-image"
 
@@ -319,6 +321,7 @@ chmod 755 "$root/init"
 	zstd -q -T0 -9 >"$work/image"
 mv "$work/image" "$image"
 # Keep the three newest images (a concurrent run may still use an older one).
+# shellcheck disable=SC2012 # the newest first, by time
 ls -1t "$outdir"/base-*.cpio.zst | tail -n +4 | xargs -r rm -f
 note "initramfs: $image ($(du -h "$image" | cut -f1))"
 echo "$image"

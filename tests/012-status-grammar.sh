@@ -1,16 +1,17 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# The status line follows the contract's grammar word for word, and its
-# numbers keep their invariants while a slow hydration runs (source behind
-# dm-delay, threshold 4, batch 2): hydrated never decreases nor exceeds the
-# total, total = ceil(length / region size), at most `threshold` regions in
-# flight, used <= total metadata blocks; at the end all regions hydrated
-# and none in flight. `dmsetup status --noflush` works too. The features
-# show the live state: no_hydration follows disable/enable_hydration, and
-# no_discard_passdown appears for a destination that cannot discard (null_blk)
-# even when the table does not ask for it. Without core arguments the
-# default tunables are printed (numbers > 0).
+# The status line follows the grammar of Documentation/dm-clone.rst
+# ("Status") word for word, and its numbers keep their invariants while a
+# slow hydration runs (source behind dm-delay, threshold 4, batch 2):
+# hydrated never decreases nor exceeds the total, total = ceil(length /
+# region size), at most `threshold` regions in flight, used <= total
+# metadata blocks; at the end all regions hydrated and none in flight.
+# `dmsetup status --noflush` works too. The features show the live state:
+# no_hydration follows disable/enable_hydration, and no_discard_passdown
+# appears for a destination that cannot discard (null_blk) even when the
+# table does not ask for it. Without core arguments the default tunables
+# are printed (numbers > 0).
 # timeout: 180
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/control.sh"

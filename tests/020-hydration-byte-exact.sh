@@ -47,6 +47,7 @@ for rs in "${regions[@]}"; do
 			words=()
 			t_want="" b_want=""
 		else
+			# shellcheck disable=SC2086 # split into its words
 			set -- $pair
 			words=(0 4 hydration_threshold "$1" hydration_batch_size "$2")
 			t_want=$1 b_want=$2

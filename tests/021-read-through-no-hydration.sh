@@ -44,6 +44,7 @@ log "small unaligned reads"
 # region and the very last sector.
 for spec in "0 1" "1 3" "63 2" "127 130" "1001 7" "4095 1" "4097 513" \
 	"$((len - 43)) 43" "$((len - 44)) 2" "$((len - 1)) 1" "$((len - 300)) 300"; do
+	# shellcheck disable=SC2086 # split into its words
 	set -- $spec
 	a=$(dd if="$clone" bs=512 skip="$1" count="$2" iflag=direct status=none | sha256sum)
 	b=$(dd if="$src" bs=512 skip="$1" count="$2" iflag=direct status=none | sha256sum)

@@ -60,6 +60,7 @@ touched="9 10 11 12 13 14"
 
 # A reader of regions 9-11, polling while the writers run: every sector
 # must hold the old data (seed 1) or the data of a writer, at its place.
+# shellcheck disable=SC2086 # split into its words
 allowed="1 $(for spec in "${writers[@]}"; do set -- $spec; printf '%s ' "$1"; done)"
 reader() {
 	local i out line
@@ -81,6 +82,7 @@ reader() {
 log "starting ${#writers[@]} writers and a reader"
 pids=()
 for spec in "${writers[@]}"; do
+	# shellcheck disable=SC2086 # split into its words
 	set -- $spec
 	dmclone-pattern write "$clone" "$1" "$2" "$3" &
 	pids+=($!)
@@ -100,6 +102,7 @@ wait $reader_pid || fail "a read during the writes returned neither old nor new 
 log "writers done"
 
 for spec in "${writers[@]}"; do
+	# shellcheck disable=SC2086 # split into its words
 	set -- $spec
 	dmclone-pattern write "$ref" "$1" "$2" "$3"
 done

@@ -53,6 +53,7 @@ wr 5 $((len - 10)) 10			# last region
 touched=6
 st=$(clone_status_noflush c)
 log "status (no commit): $st"
+# shellcheck disable=SC2086 # the status line, split into its words
 set -- $st
 assert_eq "$4" "$touched/$nr" "hydrated after the writes"
 dm_remove c
@@ -71,6 +72,7 @@ wait_for 60 hydrated_at_least c $((touched + 40)) ||
 dmsetup suspend c
 st=$(clone_status c)
 log "suspended: $st"
+# shellcheck disable=SC2086 # the status line, split into its words
 set -- $st
 h=${4%/*}
 assert_eq "$5" 0 "regions in flight while suspended"
@@ -83,6 +85,7 @@ _dmc_register dm c
 dmsetup load c --table "$table" || fail "loading the same table over the metadata failed"
 st=$(dmsetup status --inactive c | awk '$3 == "clone" { $1 = $2 = $3 = ""; sub(/^ +/, ""); print }')
 log "loaded, not resumed: $st"
+# shellcheck disable=SC2086 # the status line, split into its words
 set -- $st
 assert_eq "$4" "$h/$nr" "hydrated regions in the reloaded table"
 dmsetup resume c
@@ -100,6 +103,7 @@ for i in 1 2 3 4 5; do
 	ref_write $clone "$ref" $((10 + i)) $(((900 + 10 * i) * rs + 7)) $((rs + 3))
 	dmsetup suspend c
 	st=$(clone_status c)
+	# shellcheck disable=SC2086 # the status line, split into its words
 	set -- $st
 	assert_eq "$5" 0 "cycle $i: regions in flight while suspended"
 	h=${4%/*}

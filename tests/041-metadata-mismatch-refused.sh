@@ -104,6 +104,7 @@ sb_csum() {
 }
 # le32 FILE OFFSET / put_le32 FILE OFFSET VALUE / flip FILE OFFSET MASK
 le32() { od -An -tu4 -j"$2" -N4 "$1" | tr -d ' '; }
+# shellcheck disable=SC2059 # the format is the byte
 put_byte() { printf "\\x$(printf %02x "$3")" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
 put_le32() {
 	local i

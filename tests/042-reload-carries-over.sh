@@ -82,6 +82,7 @@ log "just before the resume: $(clone_status c)"
 dmsetup resume c || fail "resume of the reloaded table failed"
 st=$(clone_status c)
 log "right after the resume: $st"
+# shellcheck disable=SC2086 # the status line, split into its words
 set -- $st
 h2=${4%/*}
 [ "$h2" -ge "$h1" ] || fail "hydrated went back from $h1 to $h2 with the new table"

@@ -50,6 +50,7 @@ good_regions_ok() {
 
 log "reads"
 for range in "$bad_start 8" "16600 16" "$((bad_end - 1)) 1" "$((first_bad * rs)) $rs"; do
+	# shellcheck disable=SC2086 # split into its words
 	set -- $range
 	if out=$(dd_read $clone "$1" "$2"); then
 		fail "read of sectors $1+$2 (bad on the source) succeeded"
@@ -64,6 +65,7 @@ cmp_dev $clone "$src" 12 $bad_end $bad_end ||
 
 log "writes"
 for w in "$((1035 * rs + 3)) 2" "$((first_bad * rs)) 2" "$((last_bad * rs + 10)) 4"; do
+	# shellcheck disable=SC2086 # split into its words
 	set -- $w
 	if out=$(dd_write $clone "$1" "$2" 4); then
 		fail "partial write of sectors $1+$2 (region needs an unreadable copy) succeeded"

@@ -55,26 +55,6 @@ writer() {
 	done
 }
 
-# check_clone WHAT NACKED: every sector of the clone holds the source's or
-# the user's pattern at its own place; the first NACKED writes of $acked
-# are there.
-check_clone() {
-	local what=$1 n=$2 bad start count
-	bad=$(identify_dev $clone | awk '{
-		split($1, a, /[-:]/); split($5, b, "-")
-		if (!(NF == 5 && $2 == "seed" && ($3 == 1 || $3 == 2) && a[1] == b[1] && a[2] == b[2]))
-			print
-	}')
-	if [ -n "$bad" ]; then
-		echo "$bad" | head -n 20 >&2
-		fail "$what: sectors holding neither the source's nor the user's data (above)"
-	fi
-	while read -r start count; do
-		check_pattern $clone 2 "$start" "$count" >/dev/null ||
-			fail "$what: acknowledged write of sectors $start+$count is lost"
-	done < <(head -n "$n" "$acked")
-}
-
 for iter in 1 2 3; do
 	log "--- cut $iter"
 	fill_pattern "$destloop" 99 >/dev/null
@@ -121,13 +101,13 @@ for iter in 1 2 3; do
 	assert_eq "$(clone_mode c)" rw "mode after the power cycle"
 	h=$(clone_hydrated c)
 	[ "$h" -ge "$hpre" ] || fail "hydrated regions after the power cycle: $h, less than the $hpre committed before the cut"
-	check_clone "cut $iter" "$nacked"
+	check_clone $clone "$acked" "cut $iter" "$nacked"
 
 	dm_message c hydration_batch_size 64
 	dm_message c hydration_threshold 256
 	dm_message c enable_hydration
 	wait_hydrated c 60
-	check_clone "cut $iter, hydrated" "$nacked"
+	check_clone $clone "$acked" "cut $iter, hydrated" "$nacked"
 	cmp_dev $clone "$dest" || fail "cut $iter: destination differs from the hydrated clone"
 	dm_remove c
 done

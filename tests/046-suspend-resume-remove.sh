@@ -47,6 +47,7 @@ while [ $i -lt 20 ] || { kill -0 $fpid 2>/dev/null && [ $i -lt 100 ]; }; do
 	flag=""
 	[ $((i % 4)) = 0 ] && flag=--noflush
 	dmsetup suspend $flag c || fail "cycle $i: dmsetup suspend $flag failed"
+	# shellcheck disable=SC2046 # the status line, split into its words
 	set -- $(clone_status c)
 	assert_eq "$5" 0 "cycle $i: copies in flight while suspended"
 	h=${4%/*}

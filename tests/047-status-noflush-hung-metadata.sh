@@ -6,7 +6,7 @@
 # (its I/O queues, as on a dead iSCSI path); a write with fsync makes the
 # clone commit, and the commit waits on that device. Status queries with
 # --noflush (what monitoring polls) must still return, several times, a
-# line in the contract's grammar, mode rw, with the flush still stuck.
+# line in the documented grammar, mode rw, with the flush still stuck.
 # Once the metadata device is back, the flush completes, a committing
 # status query works and the data reads back byte-exact.
 # timeout: 180

@@ -16,21 +16,14 @@
 . "$(dirname "$0")/lib/persistence.sh"
 . "$(dirname "$0")/lib/fault.sh"
 
-need_module
 need_module dm-delay
 need_module nbd
-need_cmd dmclone-pattern dd timeout nbd-server nbd-client ip
+need_cmd nbd-server nbd-client ip
+fault_setup --no-src				# 1024 regions of 16 KiB (rs=32)
 
-rs=32						# 16 KiB regions
-nr=1024
 img=$TEST_TMP/src.img				# 16 MiB, 32768 sectors
 truncate -s 16M "$img"
 fill_pattern "$img" 1 0 32768 >/dev/null
-dest=$(mkdev dest 16)
-meta=$(mkdev meta 4)
-ref=$(mkdev ref 16)
-fill_pattern "$ref" 1
-fill_pattern "$dest" 9
 ip link set lo up
 cat >"$TEST_TMP/nbd.conf" <<EOF
 [generic]
@@ -52,6 +45,7 @@ start_server() {
 kill_server() {
 	local p
 	p=$(cat "$pidf")
+	# shellcheck disable=SC2013 # one pid a word
 	for c in $(awk -v p="$p" '$4 == p { print $1 }' /proc/[0-9]*/stat 2>/dev/null); do
 		kill -9 "$c" 2>/dev/null || true
 	done

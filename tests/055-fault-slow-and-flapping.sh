@@ -18,20 +18,10 @@
 . "$(dirname "$0")/lib/persistence.sh"
 . "$(dirname "$0")/lib/fault.sh"
 
-need_module
 need_module dm-delay
 need_module dm-flakey
-need_cmd dmclone-pattern dd timeout
-
-rs=32						# 16 KiB regions
-src=$(mkdev src 16)				# 32768 sectors, 1024 regions
-destloop=$(mkdev dest 16)
-metaloop=$(mkdev meta 4)
-ref=$(mkdev ref 16)
-nr=1024
-fill_pattern "$src" 1
-fill_pattern "$ref" 1
-fill_pattern "$destloop" 9
+fault_setup					# 1024 regions of 16 KiB (rs=32)
+destloop=$dest metaloop=$meta
 
 log "(1) everything slow"
 dm_create sd "$(delay_table "$src" 200)"

@@ -47,6 +47,7 @@ tool_ok status c1 --json --interval 0
 json=$TOOL_OUT
 log "json: $json"
 json_check "$json"
+# shellcheck disable=SC2086 # the status line, split into its words
 set -- $st
 assert_eq "$(json_get "$json" name)" c1 "name"
 assert_eq "$(json_get "$json" device)" /dev/mapper/c1 "device"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Crash consistency by replay (issue 7). The clone's destination and
+# Crash consistency by replay. The clone's destination and
 # metadata are two linear slices of one dm-log-writes device, so one log
 # orders every write to both as it reached stable storage. A clone
 # hydrates (slow source, small regions) while a writer writes tagged 4 KiB
@@ -37,6 +37,7 @@ wsecs=${REPLAY_WRITER_SECONDS:-8}	# how long the writer runs
 src=$(mkdev src 8)
 logdev=$(mkdev log 128)
 rams=$(mkbrd 3 16)			# logged, replay target, check copy
+# shellcheck disable=SC2086,SC2116 # the names, on one line
 read -r ram0 ram1 ram2 <<<"$(echo $rams)"
 fill_pattern "$src" 1 >/dev/null	# the source: seed 1
 
@@ -56,7 +57,7 @@ clone_create c /dev/mapper/mta /dev/mapper/dst /dev/mapper/slowsrc $rs \
 	0 4 hydration_threshold 2 hydration_batch_size 1
 clone=/dev/mapper/c
 q=/sys/block/dm-$(dmsetup info -c --noheadings -o minor c | tr -d ' ')/queue
-log "clone: write_cache $(cat $q/write_cache), fua $(cat $q/fua); $(clone_status c)"
+log "clone: write_cache $(cat "$q/write_cache"), fua $(cat "$q/fua"); $(clone_status c)"
 
 # ---------------------------------------------------------------- workload
 
@@ -282,6 +283,7 @@ while read -r p <&3; do
 		nbad=$((nbad + 1))
 	else
 		st=$(clone_status chc)
+		# shellcheck disable=SC2086 # the status line, split into its words
 		set -- $st
 		hy=${4%/*}
 		if [ "${*: -1}" != rw ] || ! [[ $hy =~ ^[0-9]+$ ]]; then

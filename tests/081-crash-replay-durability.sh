@@ -29,6 +29,7 @@ msz=8192				# metadata: 4 MiB
 src=$(mkdev src 2)
 logdev=$(mkdev log 32)
 rams=$(mkbrd 3 8)			# logged, replay target, check copy
+# shellcheck disable=SC2086,SC2116 # the names, on one line
 read -r ram0 ram1 ram2 <<<"$(echo $rams)"
 fill_pattern "$src" 1 >/dev/null
 fill_pattern "$ram0" 99 0 $dsz >/dev/null	# neither source nor user data

@@ -168,6 +168,7 @@ dev_sectors() { blockdev --getsz "$1"; }
 dev_majmin() {
 	local st
 	st=$(stat -L -c '%t %T' "$1")
+	# shellcheck disable=SC2086 # major and minor, split
 	set -- $st
 	echo "$((16#$1)):$((16#$2))"
 }
@@ -329,7 +330,7 @@ clone_status() {
 # status_field NAME N: word N (1-based) of clone_status.
 status_field() { clone_status "$1" | awk -v n="$2" '{ print $n }'; }
 
-# Accessors for the status fields (see CONTRACT.md):
+# Accessors for the status fields (see Documentation/dm-clone.rst, "Status"):
 #   <md block size> <used>/<total md> <region size> <hydrated>/<regions>
 #   <hydrating> <#features> <features>* <#core> <key> <value>... <mode>
 clone_md_used() { status_field "$1" 2 | cut -d/ -f1; }
@@ -369,6 +370,7 @@ wait_hydrated() {
 		st=$(clone_status "$name")
 		mode=$(awk '{ print $NF }' <<<"$st")
 		[ "$mode" = rw ] || fail "wait_hydrated $name: mode is $mode: $st"
+		# shellcheck disable=SC2086 # the status line, split into its words
 		set -- $st
 		[ "${4%/*}" = "${4#*/}" ] && return 0
 		[ $SECONDS -ge $end ] && fail "wait_hydrated $name: timeout, status: $st"

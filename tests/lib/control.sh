@@ -23,9 +23,10 @@
 #   hydrated_at_least NAME N, hydrating_is NAME N
 #                              predicates for wait_for
 
-# The status grammar of CONTRACT.md, word for word: numbers are decimal
-# without leading zeros, the feature words are the two known ones, the
-# core arguments are always the four words in this order.
+# The status grammar of Documentation/dm-clone.rst ("Status"), word for
+# word: numbers are decimal without leading zeros, the feature words are
+# the two known ones, the core arguments are always the four words in
+# this order.
 _N='(0|[1-9][0-9]*)'
 CLONE_STATUS_RE="^8 $_N/$_N $_N $_N/$_N $_N $_N((( no_hydration)|( no_discard_passdown))*) 4 hydration_threshold $_N hydration_batch_size $_N (rw|ro)\$"
 

@@ -10,6 +10,7 @@
 # Every I/O helper here runs under `timeout`, so a hang fails the test
 # with a message instead of running into the test's timeout:
 #
+#   setup:    fault_setup
 #   tables:   flakey_dead_table flakey_flap_table
 #   I/O:      io_read io_write expect_eio_read expect_eio_write
 #             expect_ok_read expect_ok_write timed
@@ -18,6 +19,43 @@
 
 # Seconds any single user I/O may take before it counts as a hang.
 FAULT_IO_TIMEOUT=${FAULT_IO_TIMEOUT:-30}
+
+# ---------------------------------------------------------------- setup
+
+# fault_setup [--no-src] [--no-ref] [--no-fill-dest]: the fault tests'
+# shared start. Needs dm-clone, dmclone-pattern, dd and timeout (the test
+# skips without them); sets rs=32 (16 KiB regions) and nr=1024 (regions);
+# makes loop devices: the source $src (16 MiB, pattern 1; not with
+# --no-src), the reference $ref (16 MiB, pattern 1: what the clone must
+# read back; not with --no-ref), the destination $dest (16 MiB, pattern 9;
+# left blank with --no-fill-dest) and the metadata device $meta (4 MiB).
+# A test that puts dm-flakey over one of them keeps the loop device under
+# another name (destloop=$dest).
+# shellcheck disable=SC2034 # the variables are the calling test's
+fault_setup() {
+	local with_src=1 with_ref=1 fill_dest=1
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--no-src) with_src=0 ;;
+		--no-ref) with_ref=0 ;;
+		--no-fill-dest) fill_dest=0 ;;
+		*) fail "usage: fault_setup [--no-src] [--no-ref] [--no-fill-dest], not '$1'" ;;
+		esac
+		shift
+	done
+	need_module
+	need_cmd dmclone-pattern dd timeout
+	rs=32
+	nr=1024
+	[ $with_src = 1 ] && src=$(mkdev src 16)
+	dest=$(mkdev dest 16)
+	meta=$(mkdev meta 4)
+	[ $with_ref = 1 ] && ref=$(mkdev ref 16)
+	[ $with_src = 1 ] && fill_pattern "$src" 1
+	[ $with_ref = 1 ] && fill_pattern "$ref" 1
+	[ $fill_dest = 1 ] && fill_pattern "$dest" 9
+	return 0
+}
 
 # ---------------------------------------------------------------- tables
 

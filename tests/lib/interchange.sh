@@ -70,7 +70,9 @@ target_version() { dmsetup targets | awk '$1 == "clone" { print $2 }'; }
 hydrated_at_least() { [ "$(clone_hydrated "$1")" -ge "$2" ]; }
 quiet_hydrating() { [ "$(clone_hydrating "$1")" = 0 ]; }
 
-# The classic status grammar (CONTRACT.md), features and all.
+# The classic status grammar (Documentation/dm-clone.rst, "Status"),
+# features and all.
+# shellcheck disable=SC2034 # for the tests that source this file
 STATUS_RE='^8 [0-9]+/[0-9]+ [0-9]+ [0-9]+/[0-9]+ [0-9]+ (0|1 (no_hydration|no_discard_passdown)|2 no_hydration no_discard_passdown) 4 hydration_threshold [0-9]+ hydration_batch_size [0-9]+ (rw|ro)$'
 
 # --- A shared scenario for the half-way hand-overs (070, 071). ---
@@ -85,10 +87,12 @@ IC_REGION=128
 IC_REGIONS=256
 IC_DISCARD_START=12800		# regions 100-109
 IC_DISCARD_LEN=1280
+# shellcheck disable=SC2034 # for the tests that source this file
 IC_TOUCHED=14			# regions hydrated by ic_writes
 
 # ic_setup: the devices; sets IC_TABLE (with no_hydration, throttled to
-# one region at a time) and IC_REF.
+# one region at a time), IC_REF and IC_DST, for the calling test.
+# shellcheck disable=SC2034 # for the tests that source this file
 ic_setup() {
 	local src dst md
 	need_module dm-delay

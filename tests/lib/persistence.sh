@@ -11,6 +11,7 @@
 #   tables:     delay_table flakey_table linear_table
 #   dd:         dd_read dd_write
 #   waiting:    hydrated_at_least clone_idle
+#   checks:     check_clone
 
 # ---------------------------------------------------------------- reference
 
@@ -102,3 +103,27 @@ hydrated_at_least() { [ "$(clone_hydrated "$1")" -ge "$2" ]; }
 
 # clone_idle NAME: true when no region copy is in flight (for wait_for).
 clone_idle() { [ "$(clone_hydrating "$1")" = 0 ]; }
+
+# ---------------------------------------------------------------- checks
+
+# check_clone DEV ACKED WHAT NACKED: after a power cut, every sector of DEV
+# (the clone) holds pattern 1 (the source's) or 2 (the user's) at its own
+# place, and the first NACKED writes listed in the file ACKED ("START
+# COUNT" lines, the writes acknowledged before the cut) are there. WHAT
+# names the check in failures.
+check_clone() {
+	local dev=$1 acked=$2 what=$3 n=$4 bad start count
+	bad=$(identify_dev "$dev" | awk '{
+		split($1, a, /[-:]/); split($5, b, "-")
+		if (!(NF == 5 && $2 == "seed" && ($3 == 1 || $3 == 2) && a[1] == b[1] && a[2] == b[2]))
+			print
+	}')
+	if [ -n "$bad" ]; then
+		echo "$bad" | head -n 20 >&2
+		fail "$what: sectors holding neither the source's nor the user's data (above)"
+	fi
+	while read -r start count; do
+		check_pattern "$dev" 2 "$start" "$count" >/dev/null ||
+			fail "$what: acknowledged write of sectors $start+$count is lost"
+	done < <(head -n "$n" "$acked")
+}

@@ -29,6 +29,7 @@ le() {
 	for ((i = 0; i < $2; i++)); do
 		out+=$(printf '\\x%02x' $((($1 >> (8 * i)) & 255)))
 	done
+	# shellcheck disable=SC2059 # the format is the data
 	printf "$out"
 }
 # pad LEN: zeros up to a 512-byte block after LEN bytes.
@@ -130,6 +131,7 @@ for ((i = 0; i < ${REPLAY_FUZZ:-300}; i++)); do
 	for ((j = 0; j < 1 + RANDOM % 4; j++)); do
 		blk=$((RANDOM % (size / 512)))
 		off=$((blk * 512 + RANDOM % 40))
+		# shellcheck disable=SC2059 # the format is the byte
 		printf "$(printf '\\x%02x' $((RANDOM % 256)))" |
 			dd of="$tmp/fz" bs=1 seek=$off conv=notrunc status=none
 	done
