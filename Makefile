@@ -127,6 +127,7 @@ tools:
 # libFuzzer (clang) on the metadata tools' parsers, FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60
 fuzz:
+	@command -v $(or $(CLANG),clang) >/dev/null 2>&1 || bash -c '. scripts/common.sh && apt_install clang'
 	$(MAKE) -C tests/fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 
 # The README's test command: build, static checks, unit tests, guest suite.

@@ -123,7 +123,7 @@ run() {
 			r=refused
 		fi
 		if stricter "table|$args"; then
-			[ $impl = peer ] || assert_eq $r refused "ours, for the table '$args'"
+			[ "$impl" = peer ] || assert_eq $r refused "ours, for the table '$args'"
 			log "$impl: table '$args': $r (ours is stricter)"
 			[ $r = refused ] || dm_remove c
 			continue
@@ -144,7 +144,7 @@ run() {
 		set_words+=" $m"
 		st=$(norm "$(clone_status c)" "$set_words")
 		if stricter "message|$m"; then
-			[ $impl = peer ] || assert_eq $r refused "ours, for the message '$m'"
+			[ "$impl" = peer ] || assert_eq $r refused "ours, for the message '$m'"
 			log "$impl: message '$m': $r (ours is stricter)"
 			continue
 		fi
