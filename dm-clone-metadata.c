@@ -463,17 +463,40 @@ long dm_clone_set_regions_hydrated(struct dm_clone_metadata *cmd,
 
 /* ---- Persistent-data objects ---- */
 
+/* The persistent-data objects, taken out of cmd to be destroyed unlocked. */
+struct clone_pd_objects {
+	struct dm_block_manager *bm;
+	struct dm_transaction_manager *tm;
+	struct dm_space_map *sm;
+};
+
+static void __take_persistent_data(struct dm_clone_metadata *cmd,
+				   struct clone_pd_objects *o)
+{
+	o->bm = cmd->bm;
+	o->tm = cmd->tm;
+	o->sm = cmd->sm;
+	cmd->bm = NULL;
+	cmd->tm = NULL;
+	cmd->sm = NULL;
+}
+
+static void destroy_persistent_data(struct clone_pd_objects *o)
+{
+	if (o->sm)
+		dm_sm_destroy(o->sm);
+	if (o->tm)
+		dm_tm_destroy(o->tm);
+	if (o->bm)
+		dm_block_manager_destroy(o->bm);
+}
+
 static void __destroy_persistent_data(struct dm_clone_metadata *cmd)
 {
-	if (cmd->sm)
-		dm_sm_destroy(cmd->sm);
-	if (cmd->tm)
-		dm_tm_destroy(cmd->tm);
-	if (cmd->bm)
-		dm_block_manager_destroy(cmd->bm);
-	cmd->sm = NULL;
-	cmd->tm = NULL;
-	cmd->bm = NULL;
+	struct clone_pd_objects o;
+
+	__take_persistent_data(cmd, &o);
+	destroy_persistent_data(&o);
 }
 
 static int __superblock_all_zeroes(struct dm_clone_metadata *cmd, bool *zero)
@@ -724,34 +747,6 @@ static int __create_persistent_data(struct dm_clone_metadata *cmd,
 bad:
 	__destroy_persistent_data(cmd);
 	return r;
-}
-
-/* The persistent-data objects, taken out of cmd to be destroyed unlocked. */
-struct clone_pd_objects {
-	struct dm_block_manager *bm;
-	struct dm_transaction_manager *tm;
-	struct dm_space_map *sm;
-};
-
-static void __take_persistent_data(struct dm_clone_metadata *cmd,
-				   struct clone_pd_objects *o)
-{
-	o->bm = cmd->bm;
-	o->tm = cmd->tm;
-	o->sm = cmd->sm;
-	cmd->bm = NULL;
-	cmd->tm = NULL;
-	cmd->sm = NULL;
-}
-
-static void destroy_persistent_data(struct clone_pd_objects *o)
-{
-	if (o->sm)
-		dm_sm_destroy(o->sm);
-	if (o->tm)
-		dm_tm_destroy(o->tm);
-	if (o->bm)
-		dm_block_manager_destroy(o->bm);
 }
 
 /*

@@ -27,30 +27,15 @@ fill_pattern "$src" 1
 LEN=16384
 T="0 $LEN clone $md $dst $src 8"
 
-# norm STATUS SET: the status with the timing-dependent fields replaced by
-# their shape, and the tunables not in SET (those neither the table nor a
-# message gave: the implementation's defaults) by D.
-norm() {
-	awk -v set=" $2 " '{
-		split($2, m, "/"); $2 = "U/" m[2]
-		split($4, r, "/"); $4 = "H/" r[2]
-		$5 = "h"
-		for (i = 1; i < NF; i++)
-			if (($i == "hydration_threshold" || $i == "hydration_batch_size") &&
-			    index(set, " " $i " ") == 0)
-				$(i + 1) = "D"
-		print
-	}' <<<"$1"
-}
 
 # record IMPL WHAT SET: check clone c's status grammar and append its
-# normal form (see norm) to $TEST_TMP/IMPL.
+# normal form (see ic_norm_status) to $TEST_TMP/IMPL.
 record() {
 	local st
 	st=$(clone_status c)
 	assert_match "$st" "$STATUS_RE" "$1 status grammar ($2)"
 	log "$1: $2: $st"
-	printf '%s: %s\n' "$2" "$(norm "$st" "$3")" >>"$TEST_TMP/$1"
+	printf '%s: %s\n' "$2" "$(ic_norm_status "$st" "$3")" >>"$TEST_TMP/$1"
 }
 
 # msg IMPL MESSAGE...: send a message, record whether it was accepted.

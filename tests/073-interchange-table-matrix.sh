@@ -87,22 +87,6 @@ messages=(
 # "message|TEXT". Ours must refuse these; the peer's answer is reported.
 STRICTER=""
 
-# norm STATUS SET: the timing-dependent fields (used metadata blocks,
-# hydrated and hydrating regions) replaced by their shape, and the
-# tunables SET does not name (lower case: the implementation's defaults,
-# which the contract leaves to each) by D.
-norm() {
-	awk -v set=" ${2,,} " '{
-		split($2, m, "/"); $2 = "U/" m[2]
-		split($4, r, "/"); $4 = "H/" r[2]
-		$5 = "h"
-		for (i = 1; i < NF; i++)
-			if (($i == "hydration_threshold" || $i == "hydration_batch_size") &&
-			    index(set, " " $i " ") == 0)
-				$(i + 1) = "D"
-		print
-	}' <<<"$1"
-}
 
 out() { printf '%s\n' "$*" >>"$TEST_TMP/$impl"; }
 
@@ -131,7 +115,7 @@ run() {
 		out "table $len $args: $r"
 		[ $r = accepted ] || continue
 		out "  table line: $(dm_table c | cut -d' ' -f4-)"
-		out "  status: $(norm "$(clone_status c)" "$args")"
+		out "  status: $(ic_norm_status "$(clone_status c)" "$args")"
 		dm_remove c
 	done
 
@@ -142,7 +126,7 @@ run() {
 		# shellcheck disable=SC2086
 		if dmsetup message c 0 $m >/dev/null 2>&1; then r=accepted; else r=refused; fi
 		set_words+=" $m"
-		st=$(norm "$(clone_status c)" "$set_words")
+		st=$(ic_norm_status "$(clone_status c)" "$set_words")
 		if stricter "message|$m"; then
 			[ "$impl" = peer ] || assert_eq $r refused "ours, for the message '$m'"
 			log "$impl: message '$m': $r (ours is stricter)"

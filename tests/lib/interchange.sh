@@ -18,6 +18,7 @@
 #   loaded_clone           print ours, peer or none
 #   hydrated_at_least NAME N   true once NAME has N regions hydrated
 #   quiet_hydrating NAME       true when NAME has no copy in flight
+#   ic_norm_status STATUS SET  STATUS in a form both implementations share
 #
 # Ours is an out-of-tree module: its taint flags (/sys/module/dm_clone/
 # taint) hold an O, the peer's do not. That is how the two are told apart.
@@ -141,4 +142,22 @@ ic_half() {
 	[ "$h" -lt "$IC_REGIONS" ] ||
 		fail "$name finished hydrating before it could be stopped half way: $(clone_status "$name")"
 	echo "$h"
+}
+
+# ic_norm_status STATUS SET: STATUS with the timing-dependent fields (used
+# metadata blocks, hydrated and hydrating regions) replaced by their shape,
+# and the tunables SET does not name (case-insensitive: those neither the
+# table nor a message gave, the implementation's defaults, which each
+# implementation chooses) by D.
+ic_norm_status() {
+	awk -v set=" ${2,,} " '{
+		split($2, m, "/"); $2 = "U/" m[2]
+		split($4, r, "/"); $4 = "H/" r[2]
+		$5 = "h"
+		for (i = 1; i < NF; i++)
+			if (($i == "hydration_threshold" || $i == "hydration_batch_size") &&
+			    index(set, " " $i " ") == 0)
+				$(i + 1) = "D"
+		print
+	}' <<<"$1"
 }
