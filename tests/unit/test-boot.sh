@@ -86,7 +86,7 @@ sd2 /dev/vdb /dev/vdc /dev/vdd region-size=1M,nofail
 sd3 /dev/vdb /dev/vdc /dev/vdd region-size=4096
 sd4 /dev/vdb /dev/vdc /dev/vdd -
 lower /dev/a /dev/b /dev/c region-size=64k
-three /dev/a /dev/b /dev/c region-size=3K
+three /dev/a /dev/b /dev/c region-size=48K
 big /dev/a /dev/b /dev/c region-size=2G
 small /dev/a /dev/b /dev/c region-size=2048
 empty /dev/a /dev/b /dev/c region-size=
@@ -101,7 +101,7 @@ check "region-size: the generator exits 1 when a line was skipped" eq "$rc" 1
 err=$(cat "$tmp/gen3.err")
 echo "$err"
 check "region-size: lower-case suffix refused" grep -q "clonetab3:5: 'region-size=64k' is not a size: region-size= takes bytes, or a number with K, M or G (upper case: 64K, 1M); line skipped" <<<"$err"
-check "region-size: not a power of two" grep -q "clonetab3:6: 'region-size=3K': the region size must be a power of two from 4K to 1G; line skipped" <<<"$err"
+check "region-size: not a power of two" grep -q "clonetab3:6: 'region-size=48K': the region size must be a power of two from 4K to 1G; line skipped" <<<"$err"
 check "region-size: too large" grep -q "clonetab3:7: 'region-size=2G': the region size must be a power of two from 4K to 1G" <<<"$err"
 check "region-size: too small" grep -q "clonetab3:8: 'region-size=2048': the region size must be a power of two from 4K to 1G" <<<"$err"
 check "region-size: empty" grep -q "clonetab3:9: 'region-size=' is not a size" <<<"$err"
