@@ -146,7 +146,7 @@ mkdir -p "$sysroot/usr/lib/systemd/system-generators" "$tmp/gen5"
 printf '#!/bin/sh\n' >"$sysroot/usr/lib/systemd/system-generators/systemd-clonesetup-generator"
 chmod +x "$sysroot/usr/lib/systemd/system-generators/systemd-clonesetup-generator"
 cat >"$tmp/clonetab5" <<'TAB'
-# portable
+  # portable, indented comment (systemd strips the white space first)
 p1 /dev/vdb /dev/vdc /dev/vdd region-size=64K
 p2 /dev/vdb /dev/vdc /dev/vdd
 ext /dev/vdb /dev/vdc /dev/vdd region=4k,nofail,finish
