@@ -98,6 +98,7 @@ hash=$({
 	cat "$DMCLONE_ROOT"/tools/*.c 2>/dev/null || true
 	cat "$DMCLONE_ROOT"/tools/clone-md/* 2>/dev/null || true
 	[ ! -f "$dmclone_tool" ] || cat "$dmclone_tool" "$DMCLONE_ROOT/VERSION"
+	cat "$DMCLONE_ROOT"/systemd/* 2>/dev/null || true
 	echo "$kver"
 	# shellcheck disable=SC2086
 	dpkg-query -W $PACKAGES $EXTRA_PACKAGES
@@ -194,6 +195,17 @@ if [ -f "$dmclone_tool" ]; then
 	sed -i "s/^DMCLONE_VERSION=@VERSION@\$/DMCLONE_VERSION=$(cat "$DMCLONE_ROOT/VERSION")/" \
 		"$root/usr/local/sbin/dmclone"
 fi
+# The boot integration's generator and finish unit (the guest runs no
+# systemd: test 074 runs them by hand), where `make install` puts them,
+# pointing at the tool's path here.
+for f in systemd/dmclone-generator:lib/systemd/system-generators \
+	systemd/dmclone-finish@.service:lib/systemd/system; do
+	[ -f "$DMCLONE_ROOT/${f%%:*}" ] || continue
+	mkdir -p "$root/usr/${f#*:}"
+	sed 's|/usr/sbin/dmclone|/usr/local/sbin/dmclone|' "$DMCLONE_ROOT/${f%%:*}" \
+		>"$root/usr/${f#*:}/$(basename "${f%%:*}")"
+done
+chmod 755 "$root/usr/lib/systemd/system-generators/dmclone-generator" 2>/dev/null || true
 
 # Kernel modules with their dependencies.
 mdest=$root/lib/modules/$kver

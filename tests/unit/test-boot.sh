@@ -75,6 +75,105 @@ check "data's ExecStart" eq "$(key dmclone@data.service ExecStart)" \
 	"$tool create data /dev/disk/by-id/wwn-0x5000 /dev/sdb /dev/sdc --quiet --threshold 64 --batch 4 --no-discard-passdown --whole-destination"
 check "late's ExecStart" eq "$(key dmclone@late.service ExecStart)" "$tool create late /dev/vdb /dev/vdc /dev/vdd --quiet"
 
+# systemd's spelling: region-size=BYTES (K, M, G: 1024-based, upper case,
+# as systemd parses it), "-" for no options. Bad sizes skip their line
+# with a message naming it; the other lines still get their units.
+gen3=$tmp/gen3
+mkdir -p "$gen3"
+cat >"$tmp/clonetab3" <<'TAB'
+sd1 /dev/vdb /dev/vdc /dev/vdd region-size=64K
+sd2 /dev/vdb /dev/vdc /dev/vdd region-size=1M,nofail
+sd3 /dev/vdb /dev/vdc /dev/vdd region-size=4096
+sd4 /dev/vdb /dev/vdc /dev/vdd -
+lower /dev/a /dev/b /dev/c region-size=64k
+three /dev/a /dev/b /dev/c region-size=48K
+big /dev/a /dev/b /dev/c region-size=2G
+small /dev/a /dev/b /dev/c region-size=2048
+empty /dev/a /dev/b /dev/c region-size=
+frac /dev/a /dev/b /dev/c region-size=1.5M
+twice /dev/a /dev/b /dev/c region=4k,region-size=4K
+sd5 /dev/vdb /dev/vdc /dev/vdd region-size=1G
+TAB
+rc=0
+DMCLONE_CLONETAB=$tmp/clonetab3 DMCLONE_TOOL=$tool "$root/systemd/dmclone-generator" "$gen3" \
+	2>"$tmp/gen3.err" || rc=$?
+check "region-size: the generator exits 1 when a line was skipped" eq "$rc" 1
+err=$(cat "$tmp/gen3.err")
+echo "$err"
+check "region-size: lower-case suffix refused" grep -q "clonetab3:5: 'region-size=64k' is not a size: region-size= takes bytes, or a number with K, M or G (upper case: 64K, 1M); line skipped" <<<"$err"
+check "region-size: not a power of two" grep -q "clonetab3:6: 'region-size=48K': the region size must be a power of two from 4K to 1G; line skipped" <<<"$err"
+check "region-size: too large" grep -q "clonetab3:7: 'region-size=2G': the region size must be a power of two from 4K to 1G" <<<"$err"
+check "region-size: too small" grep -q "clonetab3:8: 'region-size=2048': the region size must be a power of two from 4K to 1G" <<<"$err"
+check "region-size: empty" grep -q "clonetab3:9: 'region-size=' is not a size" <<<"$err"
+check "region-size: a fraction" grep -q "clonetab3:10: 'region-size=1.5M' is not a size" <<<"$err"
+check "region-size: given twice" grep -q "clonetab3:11: the region size is given twice ('region=4k' and 'region-size=4K'); line skipped" <<<"$err"
+check "region-size: seven messages" eq "$(wc -l <"$tmp/gen3.err")" 7
+units=$(cd "$gen3" && find . -name '*.service' -type f | sort | tr '\n' ' ')
+check "region-size: units for the good lines only" eq "$units" \
+	"./dmclone@sd1.service ./dmclone@sd2.service ./dmclone@sd3.service ./dmclone@sd4.service ./dmclone@sd5.service "
+key3() { sed -n "s/^$2=//p" "$gen3/$1"; }
+check "region-size=64K passed on" eq "$(key3 dmclone@sd1.service ExecStart)" "$tool create sd1 /dev/vdb /dev/vdc /dev/vdd --quiet --region-size 64K"
+check "region-size=1M passed on" eq "$(key3 dmclone@sd2.service ExecStart)" "$tool create sd2 /dev/vdb /dev/vdc /dev/vdd --quiet --region-size 1M"
+check "region-size=4096 passed on" eq "$(key3 dmclone@sd3.service ExecStart)" "$tool create sd3 /dev/vdb /dev/vdc /dev/vdd --quiet --region-size 4096"
+check "'-' is no option" eq "$(key3 dmclone@sd4.service ExecStart)" "$tool create sd4 /dev/vdb /dev/vdc /dev/vdd --quiet"
+check "region-size=1G passed on" eq "$(key3 dmclone@sd5.service ExecStart)" "$tool create sd5 /dev/vdb /dev/vdc /dev/vdd --quiet --region-size 1G"
+check "nofail beside region-size" test -L "$gen3/local-fs-pre.target.wants/dmclone@sd2.service"
+# The tool takes what the generator passes: the size the generator checked.
+check "dmclone create --region-size is an option" grep -q -- '--region-size) ' "$tool"
+
+# Unit names as systemd-escape makes them (the generator has its own).
+if command -v systemd-escape >/dev/null 2>&1; then
+	gen4=$tmp/gen4
+	mkdir -p "$gen4"
+	printf '%s\n' 'a-b+c.d /dev/disk/by-path/pci-0000:00:1f.2-ata-1 /dev/disk/by-id/x_y.z /dev//vd-e/ finish' \
+		'.dot /dev/vdb /dev/vdc /dev/vdd' >"$tmp/clonetab4"
+	DMCLONE_CLONETAB=$tmp/clonetab4 DMCLONE_TOOL=$tool "$root/systemd/dmclone-generator" "$gen4"
+	want="$(systemd-escape --template=dmclone@.service .dot) $(systemd-escape --template=dmclone@.service a-b+c.d) "
+	check "unit names as systemd-escape's" eq "$(cd "$gen4" && find . -name '*.service' -type f | sed 's|^\./||' | sort | tr '\n' ' ')" "$want"
+	want="$(systemd-escape --path --suffix=device /dev/disk/by-path/pci-0000:00:1f.2-ata-1 /dev/disk/by-id/x_y.z /dev//vd-e/ | tr '\n' ' ')"
+	check "device units as systemd-escape's" eq "$(sed -n 's/^Requires=//p' "$gen4/dmclone@a\x2db\x2bc.d.service") " "$want"
+	check "mapper device unit as systemd-escape's" test -L \
+		"$gen4/$(systemd-escape --path --suffix=device /dev/mapper/a-b+c.d).requires/dmclone@a\x2db\x2bc.d.service"
+	check "finish unit name as systemd-escape's" test -L \
+		"$gen4/multi-user.target.wants/$(systemd-escape --template=dmclone-finish@.service a-b+c.d)"
+fi
+
+# systemd 262 and later: its own generator reads /etc/clonetab. Ours then
+# writes nothing (no clone set up twice), and names per line what systemd
+# does not honour; masked (a link to /dev/null in /etc), it is not counted.
+sysroot=$tmp/sysroot
+mkdir -p "$sysroot/usr/lib/systemd/system-generators" "$tmp/gen5"
+printf '#!/bin/sh\n' >"$sysroot/usr/lib/systemd/system-generators/systemd-clonesetup-generator"
+chmod +x "$sysroot/usr/lib/systemd/system-generators/systemd-clonesetup-generator"
+cat >"$tmp/clonetab5" <<'TAB'
+  # portable, indented comment (systemd strips the white space first)
+p1 /dev/vdb /dev/vdc /dev/vdd region-size=64K
+p2 /dev/vdb /dev/vdc /dev/vdd
+ext /dev/vdb /dev/vdc /dev/vdd region=4k,nofail,finish
+byid ID=wwn-1 PARTUUID=77-01 /dev/vdd
+TAB
+rc=0
+DMCLONE_CLONETAB=$tmp/clonetab5 DMCLONE_TOOL=$tool DMCLONE_GENERATOR_ROOT=$sysroot \
+	"$root/systemd/dmclone-generator" "$tmp/gen5" 2>"$tmp/gen5.err" || rc=$?
+err=$(cat "$tmp/gen5.err")
+echo "$err"
+check "systemd's generator installed: exit 0" eq "$rc" 0
+check "systemd's generator installed: nothing written" eq "$(ls -A "$tmp/gen5")" ""
+check "systemd's generator installed: says so" grep -q \
+	"^dmclone-generator: /usr/lib/systemd/system-generators/systemd-clonesetup-generator is installed: systemd sets up the clones of $tmp/clonetab5 itself (systemd-clonesetup@NAME.service); no dmclone@ unit is written$" <<<"$err"
+check "systemd's generator installed: our options named" grep -q \
+	"clonetab5:4: ext: systemd ignores the option(s) region=4k,nofail,finish$" <<<"$err"
+check "systemd's generator installed: non-/dev devices named" grep -q \
+	"clonetab5:5: byid: systemd skips the line: it takes /dev/ paths only, not 'ID=wwn-1' 'PARTUUID=77-01'$" <<<"$err"
+check "systemd's generator installed: three messages" eq "$(wc -l <"$tmp/gen5.err")" 3
+mkdir -p "$sysroot/etc/systemd/system-generators"
+ln -s /dev/null "$sysroot/etc/systemd/system-generators/systemd-clonesetup-generator"
+DMCLONE_CLONETAB=$tmp/clonetab5 DMCLONE_TOOL=$tool DMCLONE_GENERATOR_ROOT=$sysroot \
+	"$root/systemd/dmclone-generator" "$tmp/gen5" 2>"$tmp/gen5.err"
+units=$(cd "$tmp/gen5" && find . -name '*.service' -type f | sort | tr '\n' ' ')
+check "systemd's generator masked: ours writes the units" eq "$units" \
+	"./dmclone@byid.service ./dmclone@ext.service ./dmclone@p1.service ./dmclone@p2.service "
+
 # No clonetab: nothing, exit 0.
 mkdir "$tmp/gen2"
 check "no clonetab: exit 0" env DMCLONE_CLONETAB="$tmp/none" "$root/systemd/dmclone-generator" "$tmp/gen2"
