@@ -93,6 +93,7 @@ empty /dev/a /dev/b /dev/c region-size=
 frac /dev/a /dev/b /dev/c region-size=1.5M
 twice /dev/a /dev/b /dev/c region=4k,region-size=4K
 sd5 /dev/vdb /dev/vdc /dev/vdd region-size=1G
+sd6 /dev/vdb /dev/vdc /dev/vdd region_size=128K
 TAB
 rc=0
 DMCLONE_CLONETAB=$tmp/clonetab3 DMCLONE_TOOL=$tool "$root/systemd/dmclone-generator" "$gen3" \
@@ -110,11 +111,12 @@ check "region-size: given twice" grep -q "clonetab3:11: the region size is given
 check "region-size: seven messages" eq "$(wc -l <"$tmp/gen3.err")" 7
 units=$(cd "$gen3" && find . -name '*.service' -type f | sort | tr '\n' ' ')
 check "region-size: units for the good lines only" eq "$units" \
-	"./dmclone@sd1.service ./dmclone@sd2.service ./dmclone@sd3.service ./dmclone@sd4.service ./dmclone@sd5.service "
+	"./dmclone@sd1.service ./dmclone@sd2.service ./dmclone@sd3.service ./dmclone@sd4.service ./dmclone@sd5.service ./dmclone@sd6.service "
 key3() { sed -n "s/^$2=//p" "$gen3/$1"; }
 check "region-size=64K passed on" eq "$(key3 dmclone@sd1.service ExecStart)" "$tool create sd1 /dev/vdb /dev/vdc /dev/vdd --quiet --region-size 64K"
 check "region-size=1M passed on" eq "$(key3 dmclone@sd2.service ExecStart)" "$tool create sd2 /dev/vdb /dev/vdc /dev/vdd --quiet --region-size 1M"
 check "region-size=4096 passed on" eq "$(key3 dmclone@sd3.service ExecStart)" "$tool create sd3 /dev/vdb /dev/vdc /dev/vdd --quiet --region-size 4096"
+check "region_size=128K (the spelling of systemd's sources) passed on" eq "$(key3 dmclone@sd6.service ExecStart)" "$tool create sd6 /dev/vdb /dev/vdc /dev/vdd --quiet --region-size 128K"
 check "'-' is no option" eq "$(key3 dmclone@sd4.service ExecStart)" "$tool create sd4 /dev/vdb /dev/vdc /dev/vdd --quiet"
 check "region-size=1G passed on" eq "$(key3 dmclone@sd5.service ExecStart)" "$tool create sd5 /dev/vdb /dev/vdc /dev/vdd --quiet --region-size 1G"
 check "nofail beside region-size" test -L "$gen3/local-fs-pre.target.wants/dmclone@sd2.service"
