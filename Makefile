@@ -191,7 +191,7 @@ TOOL_FILES := $(SBINDIR)/dmclone $(COMPLETIONDIR)/dmclone \
 	$(SYSTEMDDIR)/system-generators/dmclone-generator \
 	$(SYSTEMDDIR)/system/dmclone-finish@.service \
 	$(UDEVDIR)/dmclone-destination $(UDEVDIR)/rules.d/61-dmclone-destination.rules \
-	$(DOCDIR)/dm-clone.rst $(DOCDIR)/boot.rst \
+	$(DOCDIR)/dm-clone.rst $(DOCDIR)/boot.rst $(DOCDIR)/transports.rst \
 	$(patsubst man/%,$(MANDIR)/man8/%,$(MAN_PAGES))
 install-tools: man
 	install -D -m 755 scripts/dmclone $(DESTDIR)$(SBINDIR)/dmclone
@@ -206,7 +206,8 @@ install-tools: man
 	install -D -m 755 udev/dmclone-destination $(DESTDIR)$(UDEVDIR)/dmclone-destination
 	install -D -m 644 udev/61-dmclone-destination.rules $(DESTDIR)$(UDEVDIR)/rules.d/61-dmclone-destination.rules
 	install -D -m 644 -t $(DESTDIR)$(MANDIR)/man8 $(MAN_PAGES)
-	install -D -m 644 -t $(DESTDIR)$(DOCDIR) Documentation/dm-clone.rst Documentation/boot.rst
+	install -D -m 644 -t $(DESTDIR)$(DOCDIR) Documentation/dm-clone.rst Documentation/boot.rst \
+		Documentation/transports.rst
 
 # Undoes `make install`: the module of kernel KVER (the headers' in KDIR)
 # and the tools (same PREFIX as the install).

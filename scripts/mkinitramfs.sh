@@ -68,10 +68,12 @@ COREUTILS="$(dpkg -L coreutils 2>/dev/null | grep -E '/s?bin/[^/]+$' | xargs -rn
 # network block device (nbd-server, nbd-client and the nbd module), added
 # latency on the loopback (tc, sch_netem), and the tool itself
 # (scripts/dmclone, installed as /usr/local/sbin/dmclone); jq, a real JSON
-# parser for the tool's --json output.
+# parser for the tool's --json output; the kernel's SCSI target (LIO) with
+# its loopback fabric and an iblock backstore, which give a SCSI disk
+# (sd_mod) whose target can be taken away and brought back (test 069).
 EXTRA_PACKAGES="nbd-server nbd-client iproute2 jq"
 EXTRA_TOOLS="nbd-server nbd-client tc ip jq"
-EXTRA_MODULES="nbd sch_netem"
+EXTRA_MODULES="nbd sch_netem target_core_mod target_core_iblock tcm_loop sd_mod"
 dmclone_tool=$DMCLONE_ROOT/scripts/dmclone
 
 # Kernel modules: the required ones must exist, the optional ones are
