@@ -43,15 +43,7 @@ mkdir -p "$mnt"
 sums=$TEST_TMP/sums
 
 log "an ext4 source with files"
-mkfs.ext4 -q -F -b 4096 -E nodiscard "$src"
-mount "$src" "$mnt"
-mkdir -p "$mnt/d"
-for i in $(seq 1 12); do head -c $((i * 150000)) /dev/urandom >"$mnt/d/file$i"; done
-head -c $((4 * 1024 * 1024)) /dev/urandom >"$mnt/big"
-umount "$mnt"
-mount -o ro "$src" "$mnt"
-(cd "$mnt" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$sums"
-umount "$mnt"
+fs_with_files "$src" "$sums" 12 150000 4
 dm_create slow "0 65536 delay $src 0 30"
 
 log "clone (paused), mount at once"

@@ -50,15 +50,7 @@ meta=$(mkdev meta 4)
 mnt=$TEST_TMP/mnt
 mkdir -p "$mnt"
 sums=$TEST_TMP/sums
-mkfs.ext4 -q -F -b 4096 -E nodiscard "$back"
-mount "$back" "$mnt"
-mkdir -p "$mnt/d"
-for i in $(seq 1 10); do head -c $((i * 250000)) /dev/urandom >"$mnt/d/file$i"; done
-head -c $((8 * 1024 * 1024)) /dev/urandom >"$mnt/big"
-umount "$mnt"
-mount -o ro,noload "$back" "$mnt"
-(cd "$mnt" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$sums"
-umount "$mnt"
+fs_with_files "$back" "$sums" 10 250000 8
 
 log "export it through LIO's loopback fabric"
 core=$cfs/target/core/iblock_0
