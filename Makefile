@@ -221,6 +221,7 @@ TOOL_FILES := $(SBINDIR)/dmclone $(COMPLETIONDIR)/dmclone \
 	$(SYSTEMDDIR)/system/dmclone-finish@.service \
 	$(UDEVDIR)/dmclone-destination $(UDEVDIR)/rules.d/61-dmclone-destination.rules \
 	$(DOCDIR)/dm-clone.rst $(DOCDIR)/boot.rst $(DOCDIR)/metadata-tools.rst \
+	$(DOCDIR)/transports.rst \
 	$(patsubst man/%,$(MANDIR)/man8/%,$(MAN_PAGES))
 install-tools: man
 	install -D -m 755 scripts/dmclone $(DESTDIR)$(SBINDIR)/dmclone
@@ -237,7 +238,7 @@ install-tools: man
 	install -D -m 644 udev/61-dmclone-destination.rules $(DESTDIR)$(UDEVDIR)/rules.d/61-dmclone-destination.rules
 	install -D -m 644 -t $(DESTDIR)$(MANDIR)/man8 $(MAN_PAGES)
 	install -D -m 644 -t $(DESTDIR)$(DOCDIR) Documentation/dm-clone.rst Documentation/boot.rst \
-		Documentation/metadata-tools.rst
+		Documentation/metadata-tools.rst Documentation/transports.rst
 
 # Undoes `make install`: the module of kernel KVER (the headers' in KDIR)
 # and the tools (same PREFIX as the install).

@@ -69,10 +69,15 @@ COREUTILS="$(dpkg -L coreutils 2>/dev/null | grep -E '/s?bin/[^/]+$' | xargs -rn
 # network block device (nbd-server, nbd-client and the nbd module), added
 # latency on the loopback (tc, sch_netem), and the tool itself
 # (scripts/dmclone, installed as /usr/local/sbin/dmclone); jq, a real JSON
-# parser for the tool's --json output.
-EXTRA_PACKAGES="nbd-server nbd-client iproute2 jq"
-EXTRA_TOOLS="nbd-server nbd-client tc ip jq"
-EXTRA_MODULES="nbd sch_netem"
+# parser for the tool's --json output; the kernel's SCSI target (LIO) with
+# its loopback fabric and an iblock backstore, which give a SCSI disk
+# (sd_mod) whose target can be taken away and brought back (test 069);
+# LIO's iSCSI target and open-iscsi's initiator (iscsid, iscsiadm, the
+# iscsi_tcp module) for an iSCSI source over the loopback (test 075).
+EXTRA_PACKAGES="nbd-server nbd-client iproute2 jq open-iscsi"
+EXTRA_TOOLS="nbd-server nbd-client tc ip jq iscsid iscsiadm"
+EXTRA_MODULES="nbd sch_netem target_core_mod target_core_iblock tcm_loop sd_mod
+	iscsi_target_mod iscsi_tcp"
 dmclone_tool=$DMCLONE_ROOT/scripts/dmclone
 
 # Kernel modules: the required ones must exist, the optional ones are
@@ -169,7 +174,7 @@ done
 [ -e "$root/usr/bin/sh" ] || ln -s bash "$root/usr/bin/sh"
 
 # Configuration the tools read.
-for f in /etc/mke2fs.conf /etc/e2scrub.conf; do [ -f "$f" ] && copy_file "$f"; done
+for f in /etc/mke2fs.conf /etc/e2scrub.conf /etc/iscsi/iscsid.conf; do [ -f "$f" ] && copy_file "$f"; done
 printf 'root:x:0:0:root:/root:/bin/bash\n' >"$root/etc/passwd"
 printf 'root:x:0:\ndisk:x:6:\n' >"$root/etc/group"
 ln -s /proc/self/mounts "$root/etc/mtab"

@@ -21,6 +21,10 @@
 #                             with no key twice; fails the test
 #   json_get JSON KEY         the value of KEY, parsed (strings unquoted,
 #                             null as null); fails if there is no KEY
+#   fs_with_files DEV SUMS N STEP BIG_MIB
+#                             ext4 on DEV with files d/file1..N (I * STEP
+#                             random bytes each) and big (BIG_MIB MiB);
+#                             their sha256sum lines in SUMS; DEV unmounted
 #   head_sum DEV              sha256 of DEV's first 4 KiB (O_DIRECT)
 #   dev_sum DEV               sha256 of all of DEV (O_DIRECT)
 #   no_dm NAME                fail if a dm device NAME exists
@@ -81,6 +85,18 @@ json_get() {
 	v=$(json_parse -r --arg k "$2" 'if has($k) then .[$k] else error("no key " + $k) end' <<<"$1" 2>&1) ||
 		fail "cannot read $2 from '$1': $v"
 	echo "$v"
+}
+
+fs_with_files() {
+	local dev=$1 sums=$2 n=$3 step=$4 big=$5 m=$TEST_TMP/.fs_with_files i
+	mkdir -p "$m"
+	mkfs.ext4 -q -F -b 4096 -E nodiscard "$dev" || fail "mkfs.ext4 $dev failed"
+	mount "$dev" "$m" || fail "cannot mount the new ext4 on $dev"
+	mkdir -p "$m/d"
+	for ((i = 1; i <= n; i++)); do head -c $((i * step)) /dev/urandom >"$m/d/file$i"; done
+	head -c $((big * 1024 * 1024)) /dev/urandom >"$m/big"
+	(cd "$m" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$sums"
+	umount "$m" || fail "cannot unmount the new ext4 on $dev"
 }
 
 head_sum() { dd if="$1" bs=4096 count=1 iflag=direct status=none | sha256sum | cut -d' ' -f1; }
