@@ -15,8 +15,8 @@
 # finish --wait waits on the device's dm event, not by polling: while a
 # clone is paused one and the same 'dmsetup wait' process sleeps for
 # seconds; resumed, finish returns soon after the completion event
-# (as seen by a 'dmsetup wait' of the test's own), 4 s of the last region
-# being copied. It gives up (exit 1, table untouched) at --timeout, when the
+# (as seen by a 'dmsetup wait' of the test's own) and of the last region
+# being copied (loose bounds: 15 and 20 s). It gives up (exit 1, table untouched) at --timeout, when the
 # clone goes read-only, and when the clone is removed, each within
 # seconds; --timeout without --wait, or not a positive number, and the
 # old --interval are usage errors.
