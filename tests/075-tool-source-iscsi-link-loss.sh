@@ -22,6 +22,13 @@
 . "$(dirname "$0")/lib/lio.sh"
 
 need_cmd iscsid iscsiadm ip
+# 6.1's iSCSI initiator can warn when a session is removed (its
+# WQ_MEM_RECLAIM control workqueue flushes the runtime-PM work of the SCSI
+# target it removes, when that work is pending): a warning of the
+# kernel's, not dm-clone's, that the harness would count against the test.
+case $(uname -r) in
+6.1.*) skip "6.1's iSCSI initiator may warn at logout (a flush dependency in scsi_transport_iscsi); runs on later kernels" ;;
+esac
 lio_init iscsi_target_mod iscsi_tcp
 ip link set lo up
 
