@@ -169,7 +169,7 @@ if [ $guest = 1 ]; then
 	src=$(losetup --show -f /tmp/src.img) dest=$(losetup --show -f /tmp/dest.img) meta=$(losetup --show -f /tmp/meta.img)
 	dd if=/dev/urandom of="$src" bs=1M count=32 oflag=direct status=none
 	"$tool" create smoke "$src" "$dest" "$meta" --region 64k
-	"$tool" finish smoke --wait --interval 1 >/dev/null
+	"$tool" finish smoke --wait >/dev/null
 	cmp "$src" /dev/mapper/smoke || { echo "the clone differs from the source"; exit 1; }
 	"$tool" list
 	dmsetup remove smoke
