@@ -27,6 +27,11 @@ meta=$(mkdev meta 4)
 fill_pattern "$src" 1 >/dev/null
 q=/sys/block/$(basename "$dest")/queue
 [ -w "$q/discard_max_bytes" ] || skip "cannot lower the destination's discard limit"
+# Newer kernels keep a limit set here across the loop device's next uses:
+# give it back (before the device is detached: cleanup runs last first).
+# (The value written back must be a multiple of the granularity.)
+orig=$(cat "$q/discard_max_bytes") gran=$(cat "$q/discard_granularity")
+on_exit "echo $((orig / gran * gran)) >$q/discard_max_bytes"
 echo $((rs * 512)) >"$q/discard_max_bytes" || fail "cannot lower the destination's discard limit"
 assert_eq "$(cat "$q/discard_max_bytes")" $((rs * 512)) "destination discard_max_bytes"
 
@@ -39,3 +44,7 @@ blkdiscard -o 4096 -l $((lc * 512)) /dev/mapper/c || fail "discard of the clone 
 h=$(clone_hydrated c)
 log "hydrated after the discard: $h of $nr"
 [ "$h" -ge $((nr - 1)) ] || fail "a discard of the whole clone segment marked $h of $nr regions"
+dm_remove c
+echo $((orig / gran * gran)) >"$q/discard_max_bytes" || fail "cannot give the destination its discard limit back"
+[ "$(cat "$q/discard_max_bytes")" -ge $((orig / gran * gran)) ] ||
+	fail "the destination's discard limit is $(cat "$q/discard_max_bytes") after giving it back, was $orig"
