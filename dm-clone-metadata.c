@@ -48,6 +48,8 @@
  * Locks
  * -----
  *
+ * (Their order among the module's locks: "Lock order" in dm-clone-target.c.)
+ *
  * lock (rw_semaphore): the persistent-data objects (bm, tm, sm, bitset
  *	info and root), the committed roots and the read_only/fail flags'
  *	transitions. Taken for writing by everything that changes on-disk
@@ -82,6 +84,7 @@
 
 #include "dm-clone-compat.h"
 #include "dm-clone-metadata.h"
+#include "dm-clone-region.h"
 
 #define DM_MSG_PREFIX "clone metadata"
 
@@ -439,13 +442,9 @@ long dm_clone_set_regions_hydrated(struct dm_clone_metadata *cmd,
 	}
 
 	while (start < end) {
-		unsigned long bit = start % BITS_PER_LONG;
-		unsigned long len = min(end - start, BITS_PER_LONG - bit);
-		unsigned long mask = (len == BITS_PER_LONG) ? ~0UL :
-				     ((1UL << len) - 1) << bit;
-		unsigned long old;
+		unsigned long len, old;
+		unsigned long mask = clone_word_mask(start, end, &w, &len);
 
-		w = start / BITS_PER_LONG;
 		old = cmd->region_map[w];
 		if (~old & mask) {
 			added += hweight_long(~old & mask);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * dm-clone region arithmetic and argument checks: pure functions with no
- * kernel state, shared by the target and by the userspace unit tests in
- * tests/unit (which provide u64, u32, bool and the string helpers).
+ * dm-clone region arithmetic, the bitmap's word masks and argument checks:
+ * pure functions with no kernel state, shared by the target, the metadata,
+ * the KUnit test and the userspace unit tests in tests/unit (which provide
+ * u64, u32, bool and BITS_PER_LONG).
  *
  * All region and sector arithmetic is done in u64.
  */
@@ -96,6 +97,25 @@ static inline void clone_regions_to_sectors(u64 first, u64 last,
 
 	*start = clone_region_to_sector_clipped(first, target_len, region_shift);
 	*len = end - *start;
+}
+
+/*
+ * Setting (or testing) bits [@start, @end) of a bitmap of unsigned longs a
+ * word at a time, one word per step: the step at @start, which must be
+ * below @end, concerns word *@word, the returned mask holds the range's
+ * bits in it, and *@len of them (the next step starts at @start + *@len).
+ */
+static inline unsigned long clone_word_mask(unsigned long start,
+					    unsigned long end,
+					    unsigned long *word,
+					    unsigned long *len)
+{
+	unsigned long bit = start % BITS_PER_LONG;
+
+	*word = start / BITS_PER_LONG;
+	*len = end - start < BITS_PER_LONG - bit ? end - start :
+						   BITS_PER_LONG - bit;
+	return *len == BITS_PER_LONG ? ~0UL : ((1UL << *len) - 1) << bit;
 }
 
 /*

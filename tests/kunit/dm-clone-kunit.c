@@ -336,26 +336,21 @@ static void clone_kunit_bitmap_ranges(struct kunit *test)
 }
 
 /*
- * Setting a range a word at a time, with the masks the metadata computes
- * (dm_clone_set_regions_hydrated), against bitmap_set and a bit by bit
- * reference; and the range checks against a bit by bit loop, for every
- * range of a map with an irregular pattern.
+ * Setting a range a word at a time, with the masks the metadata uses
+ * (clone_word_mask(), as dm_clone_set_regions_hydrated() does), against
+ * bitmap_set and a bit by bit reference; and the range checks against a
+ * bit by bit loop, for every range of a map with an irregular pattern.
  */
 static unsigned long clone_kunit_set_words(unsigned long *map,
 					   unsigned long start,
 					   unsigned long nr)
 {
-	unsigned long end = start + nr, added = 0;
+	unsigned long end = start + nr, added = 0, w, len, mask;
 
 	while (start < end) {
-		unsigned long bit = start % BITS_PER_LONG;
-		unsigned long len = min(end - start, BITS_PER_LONG - bit);
-		unsigned long mask = (len == BITS_PER_LONG) ? ~0UL :
-				     ((1UL << len) - 1) << bit;
-		unsigned long *word = &map[start / BITS_PER_LONG];
-
-		added += hweight_long(~*word & mask);
-		*word |= mask;
+		mask = clone_word_mask(start, end, &w, &len);
+		added += hweight_long(~map[w] & mask);
+		map[w] |= mask;
 		start += len;
 	}
 	return added;

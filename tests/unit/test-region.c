@@ -2,7 +2,8 @@
 /*
  * Unit tests of dm-clone-region.h: region counts at the limits, region
  * size validation, discard rounding (never a sector outside the covered
- * regions, the partial last region), number parsing.
+ * regions, the partial last region), number parsing, the bitmap's word
+ * masks (every range of a three-word map against a bit by bit loop).
  */
 #include "unit.h"
 #include "dm-clone-region.h"
@@ -118,11 +119,48 @@ static void test_parse(void)
 	CHECK(!clone_parse_u64("+8", &w));	/* as the classic region size */
 }
 
+static void test_word_mask(void)
+{
+	const unsigned long nbits = 3 * BITS_PER_LONG;
+	unsigned long start, end, s, w, len, mask, map[3], ref[3], steps;
+	int bad = 0;
+
+	for (start = 0; start < nbits; start++) {
+		for (end = start + 1; end <= nbits; end++) {
+			map[0] = map[1] = map[2] = 0;
+			ref[0] = ref[1] = ref[2] = 0;
+			for (s = start; s < end; s++)
+				ref[s / BITS_PER_LONG] |= 1UL << (s % BITS_PER_LONG);
+			steps = 0;
+			for (s = start; s < end; s += len) {
+				mask = clone_word_mask(s, end, &w, &len);
+				if (w >= 3 || !len || (map[w] & mask))
+					bad++;	/* out of the map, stuck, or twice */
+				else
+					map[w] |= mask;
+				if (__builtin_popcountl(mask) != (int)len)
+					bad++;
+				if (++steps > 3)
+					break;
+			}
+			if (map[0] != ref[0] || map[1] != ref[1] || map[2] != ref[2])
+				bad++;
+		}
+	}
+	CHECK(bad == 0);
+	/* A whole word at once, and a range ending inside the first word. */
+	mask = clone_word_mask(BITS_PER_LONG, 2 * BITS_PER_LONG, &w, &len);
+	CHECK(w == 1 && len == (unsigned long)BITS_PER_LONG && mask == ~0UL);
+	mask = clone_word_mask(3, 5, &w, &len);
+	CHECK(w == 0 && len == 2 && mask == 0x18);
+}
+
 int main(void)
 {
 	test_nr_regions();
 	test_region_size();
 	test_discard();
 	test_parse();
+	test_word_mask();
 	UNIT_DONE();
 }

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* A tiny test harness and the kernel types dm-clone-region.h needs. */
+/*
+ * A tiny test harness and the kernel types the pure headers
+ * (dm-clone-region.h, dm-clone-window.h) need.
+ */
 #ifndef UNIT_H
 #define UNIT_H
 
@@ -9,6 +12,8 @@
 
 typedef uint64_t u64;
 typedef uint32_t u32;
+
+#define BITS_PER_LONG	(8 * (int)sizeof(long))
 
 static int unit_failed, unit_checks;
 
