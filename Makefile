@@ -6,7 +6,7 @@
 #
 #	obj-$(CONFIG_DM_CLONE)	+= dm-clone.o
 #	dm-clone-y		+= dm-clone-target.o dm-clone-hydration.o \
-#				   dm-clone-metadata.o
+#				   dm-clone-copier.o dm-clone-metadata.o
 #
 # The second half wraps kbuild for an out-of-tree build and carries the
 # user-facing targets.
@@ -14,7 +14,8 @@
 ifneq ($(KERNELRELEASE),)
 
 obj-$(if $(CONFIG_DM_CLONE),$(CONFIG_DM_CLONE),m) += dm-clone.o
-dm-clone-y += dm-clone-target.o dm-clone-hydration.o dm-clone-metadata.o
+dm-clone-y += dm-clone-target.o dm-clone-hydration.o dm-clone-copier.o \
+	      dm-clone-metadata.o
 
 # Out of tree, the private persistent-data headers come from the build
 # cache (see scripts/deps.sh); in a kernel tree they are beside us.
@@ -40,7 +41,7 @@ clone_probe_flags = $(filter-out -Wp$(comma)% -DKBUILD_MODNAME=% \
 clone_probe_key = $(KERNELRELEASE) $(abspath $(objtree)) \
 		  $(CONFIG_CC_VERSION_TEXT) $(CLONE_PROBES)
 
-$(obj)/dm-clone-target.o $(obj)/dm-clone-hydration.o $(obj)/dm-clone-metadata.o: \
+$(addprefix $(obj)/,$(dm-clone-y)): \
 	$(obj)/dm-clone-features.h
 
 $(obj)/dm-clone-features.h: $(src)/dm-clone-probes.c FORCE
@@ -79,6 +80,7 @@ PDATA_INC ?= $(patsubst PDATA_INC=%,%,$(filter PDATA_INC=%,$(DEPS_VARS)))
 CHECKPATCH ?= $(patsubst CHECKPATCH=%,%,$(filter CHECKPATCH=%,$(DEPS_VARS)))
 
 SOURCES := dm-clone-target.c dm-clone-target.h dm-clone-hydration.c \
+	   dm-clone-copier.c dm-clone-copier.h dm-clone-window.h \
 	   dm-clone-metadata.c dm-clone-metadata.h \
 	   dm-clone-region.h dm-clone-compat.h dm-clone-probes.c \
 	   tests/kunit/dm-clone-kunit.c

@@ -37,17 +37,18 @@
  * it: clone_end_io() holds it back until the worker commits.
  *
  * Life of a region. Unhydrated; then in flight: a struct clone_hydration
- * holding it (and maybe its neighbours, up to a chunk of HD_CHUNK_REGIONS)
- * sits in a hash table keyed by chunk, which is the region's lock (only
+ * holding it (and maybe its neighbours, up to a group of HD_GROUP_REGIONS)
+ * sits in a hash table keyed by group, which is the region's lock (only
  * one hydration per region, writers wait on it); then hydrated in core
  * (its bit set, right after the destination write completed); then
  * hydrated on disk after the next commit. A background pass started by the
  * worker walks the bitmap and copies unhydrated regions in batches of up
  * to hydration_batch_size contiguous regions per copy job, keeping at
  * most hydration_threshold regions in flight. Copies go through the copy
- * engine, which reuses its buffers. All of hydration (regions in flight,
- * the copy engine, its window and throttle, the background pass) is in
- * dm-clone-hydration.c; what the two files share, in dm-clone-target.h. When a batch fails, its
+ * engine, which reuses its buffers. Hydration (regions in flight, copy
+ * jobs, the background pass) is in dm-clone-hydration.c, the copy engine
+ * (its buffers, window and throttle) in dm-clone-copier.c; what the target
+ * and hydration share, in dm-clone-target.h. When a batch fails, its
  * regions are copied again one by one, so that one unreadable region does
  * not hold back its neighbours; a region whose own copy fails stays
  * unhydrated, and the next pass retries it after a back-off.
@@ -79,9 +80,21 @@
  * went on hydrating and committed at its postsuspend. So preresume asks
  * the metadata layer to reload if the superblock changed since.
  *
- * Lock order (outer first):
- *	commit_lock (mutex) -> metadata's lock (rw_semaphore)
- *	clone->lock (spinlock, irqsave) -> metadata's bitmap_lock (spinlock)
+ * Lock order. The module's locks, all in one list; the other files'
+ * comments point here. "A -> B": B may be taken while A is held, never
+ * the other way round.
+ *
+ *	commit_lock (mutex, struct clone: commits and mode changes)
+ *	  -> the metadata's lock (rw_semaphore, dm-clone-metadata.c)
+ *	       -> the metadata's bitmap_lock (spinlock, irqsave)
+ *	clone->lock (spinlock, irqsave: bio lists, hydrations in flight)
+ *	  -> the metadata's bitmap_lock
+ *	Taken alone, with nothing held and nothing taken inside:
+ *	  the copy engine's lock (spinlock, irqsave, dm-clone-copier.c),
+ *	  throttle_lock (spinlock, irq, dm-clone-copier.c),
+ *	  md_devs_lock (mutex, dm-clone-metadata.c: commit counts),
+ *	  open_mutex of the disks below a device (dm-clone-compat.h: at
+ *	  table load only, nested by depth).
  */
 
 #include <linux/blkdev.h>
@@ -121,38 +134,6 @@
  * room for a second copy of it).
  */
 #define DISCARD_COMMIT_REGIONS		BIT(20)
-
-/* Percentage of time the copy jobs may run (module parameter, 0-100). */
-unsigned int clone_throttle = 100;
-
-static int clone_throttle_set(const char *val, const struct kernel_param *kp)
-{
-	u32 v;
-	char buf[16];
-	size_t len = strlen(val);
-
-	/* Accept one trailing newline, as sysfs writes usually carry it. */
-	if (len && val[len - 1] == '\n')
-		len--;
-	if (!len || len >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, val, len);
-	buf[len] = '\0';
-	if (!clone_parse_uint(buf, &v) || v > 100)
-		return -EINVAL;
-	WRITE_ONCE(clone_throttle, v);
-	return 0;
-}
-
-static const struct kernel_param_ops clone_throttle_ops = {
-	.set = clone_throttle_set,
-	.get = param_get_uint,
-};
-
-module_param_cb(clone_hydration_throttle, &clone_throttle_ops,
-		&clone_throttle, 0644);
-MODULE_PARM_DESC(clone_hydration_throttle,
-		 "Percentage of time the hydration copy jobs may run (0-100, default 100)");
 
 /* ---- Helpers ---- */
 
@@ -436,7 +417,7 @@ static void check_hydration_done(struct clone *clone)
 	if (clone_commit(clone) || !dm_clone_is_hydration_done(clone->cmd))
 		return;
 	dm_clone_metadata_release_bitmap(clone->cmd);
-	clone_release_copy_bufs(clone, true);
+	clone_copier_trim(&clone->copier, true);
 	if (!test_and_set_bit(CLONE_DONE_EVENT_SENT, &clone->flags)) {
 		DMINFO("%s: hydration complete: all %lu regions are on the destination",
 		       clone_device_name(clone), clone->nr_regions);
@@ -464,8 +445,8 @@ static void do_waker(struct work_struct *ws)
 	clone_commit(clone);
 	if (dm_clone_is_hydration_done(clone->cmd))
 		dm_clone_metadata_release_bitmap(clone->cmd);
-	clone_release_copy_bufs(clone,
-				dm_clone_is_hydration_done(clone->cmd));
+	clone_copier_trim(&clone->copier,
+			  dm_clone_is_hydration_done(clone->cmd));
 	wake_worker(clone);
 	queue_delayed_work(clone->wq, &clone->waker, COMMIT_PERIOD);
 }
@@ -655,24 +636,30 @@ static void clone_status(struct dm_target *ti, status_type_t type,
 }
 
 /* "<tunable> <value>": a decimal unsigned 32-bit value, else nothing changes. */
-static int set_tunable(struct clone *clone, char **argv, unsigned int *tunable)
+/* A tunable's value from a message; wakes the worker to apply it. */
+static int parse_tunable(struct clone *clone, char **argv, u32 *value)
 {
-	u32 value;
-
-	if (!clone_parse_uint(argv[1], &value)) {
+	if (!clone_parse_uint(argv[1], value)) {
 		DMERR("%s: invalid %s '%s'", clone_device_name(clone), argv[0],
 		      argv[1]);
 		return -EINVAL;
 	}
-	WRITE_ONCE(*tunable, value);
 	wake_worker(clone);
 	return 0;
+}
+
+void clone_set_threshold(struct clone *clone, unsigned int regions, bool user)
+{
+	WRITE_ONCE(clone->hydration_threshold, regions);
+	clone_copier_set_budget(&clone->copier,
+				(u64)regions << clone->region_shift, user);
 }
 
 static int clone_message(struct dm_target *ti, unsigned int argc, char **argv,
 			 char *result, unsigned int maxlen)
 {
 	struct clone *clone = ti->private;
+	u32 v;
 	int r;
 
 	if (argc == 1 && !strcasecmp(argv[0], "enable_hydration")) {
@@ -687,14 +674,18 @@ static int clone_message(struct dm_target *ti, unsigned int argc, char **argv,
 	}
 
 	if (argc == 2 && !strcasecmp(argv[0], "hydration_threshold")) {
-		r = set_tunable(clone, argv, &clone->hydration_threshold);
+		r = parse_tunable(clone, argv, &v);
 		if (!r)
-			set_bit(CLONE_THRESHOLD_SET, &clone->flags);
+			clone_set_threshold(clone, v, true);
 		return r;
 	}
 
-	if (argc == 2 && !strcasecmp(argv[0], "hydration_batch_size"))
-		return set_tunable(clone, argv, &clone->hydration_batch_size);
+	if (argc == 2 && !strcasecmp(argv[0], "hydration_batch_size")) {
+		r = parse_tunable(clone, argv, &v);
+		if (!r)
+			WRITE_ONCE(clone->hydration_batch_size, v);
+		return r;
+	}
 
 	DMERR("%s: unsupported message '%s' with %u argument(s)",
 	      clone_device_name(clone), argc ? argv[0] : "", argc ? argc - 1 : 0);
@@ -731,7 +722,7 @@ static void clone_postsuspend(struct dm_target *ti)
 	 */
 	flush_work(&clone->worker);
 	wait_event(clone->in_flight_wait, !atomic_read(&clone->in_flight));
-	cancel_delayed_work_sync(&clone->copier_retry);
+	clone_copier_quiesce(&clone->copier);
 	flush_workqueue(clone->wq);
 	clone_commit(clone);
 }
@@ -912,8 +903,7 @@ static int parse_core_args(struct clone *clone, struct dm_arg_set *as)
 		}
 
 		if (!strcasecmp(key, "hydration_threshold")) {
-			clone->hydration_threshold = v;
-			set_bit(CLONE_THRESHOLD_SET, &clone->flags);
+			clone_set_threshold(clone, v, true);
 		} else if (!strcasecmp(key, "hydration_batch_size")) {
 			clone->hydration_batch_size = v;
 		} else {
@@ -1074,24 +1064,20 @@ static void set_default_tunables(struct clone *clone)
 
 	clone->hydration_batch_size =
 		max_t(u64, 1, DEFAULT_BATCH_BYTES / region_bytes);
-	clone->hydration_threshold =
-		max_t(u64, clone->hydration_batch_size,
-		      DEFAULT_THRESHOLD_BYTES / region_bytes);
+	clone_set_threshold(clone,
+			    max_t(u64, clone->hydration_batch_size,
+				  DEFAULT_THRESHOLD_BYTES / region_bytes),
+			    false);
 }
 
 static int create_runtime(struct clone *clone)
 {
 	struct dm_target *ti = clone->ti;
-	int r;
-
-	r = clone_hydration_init(clone);
-	if (r)
-		return r;
 
 	/*
-	 * Unbound: the worker and the copy worker must not wait behind other
-	 * per-CPU work on the CPU that completed their I/O (a stacked
-	 * source's own worker copying a burst of reads, for one).
+	 * Unbound: the worker and the copy engine's worker must not wait
+	 * behind other per-CPU work on the CPU that completed their I/O (a
+	 * stacked source's own worker copying a burst of reads, for one).
 	 */
 	clone->wq = alloc_workqueue("dm-" DM_MSG_PREFIX,
 				    WQ_MEM_RECLAIM | WQ_UNBOUND, 0);
@@ -1100,7 +1086,7 @@ static int create_runtime(struct clone *clone)
 		return -ENOMEM;
 	}
 
-	return 0;
+	return clone_hydration_init(clone);
 }
 
 static void destroy_runtime(struct clone *clone)
@@ -1108,7 +1094,7 @@ static void destroy_runtime(struct clone *clone)
 	/* Nothing may be queued on the workqueue once it is destroyed. */
 	if (clone->wq) {
 		cancel_delayed_work_sync(&clone->waker);
-		cancel_delayed_work_sync(&clone->copier_retry);
+		clone_copier_quiesce(&clone->copier);
 		destroy_workqueue(clone->wq);
 	}
 	clone_hydration_exit(clone);

@@ -10,13 +10,13 @@
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/device-mapper.h>
-#include <linux/dm-io.h>
 #include <linux/mempool.h>
 #include <linux/ratelimit.h>
 #include <linux/spinlock.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 
+#include "dm-clone-copier.h"
 #include "dm-clone-metadata.h"
 
 enum clone_mode {
@@ -31,9 +31,6 @@ enum {
 	CLONE_DISCARD_PASSDOWN,		/* discards reach the destination */
 	CLONE_RUNNING,			/* resumed: background copying may run */
 	CLONE_DONE_EVENT_SENT,		/* "hydration complete" raised */
-	CLONE_COPY_RELEASE,		/* complete: free the copy buffers */
-	CLONE_THRESHOLD_SET,		/* hydration_threshold given: no window */
-	CLONE_COPY_ALLOC_FAILED,	/* no new buffer until copier_retry */
 };
 
 struct clone {
@@ -53,7 +50,7 @@ struct clone {
 
 	unsigned long flags;		/* atomic bit operations */
 	enum clone_mode mode;		/* READ_ONCE/WRITE_ONCE; commit_lock */
-	unsigned int hydration_threshold;	/* regions; READ_ONCE */
+	unsigned int hydration_threshold;	/* regions; clone_set_threshold() */
 	unsigned int hydration_batch_size;	/* regions; READ_ONCE */
 
 	struct workqueue_struct *wq;
@@ -62,7 +59,8 @@ struct clone {
 
 	/*
 	 * Protects the bio lists and the hash table. Taken with
-	 * interrupts disabled (bio completions take it).
+	 * interrupts disabled (bio completions take it). Lock order: see
+	 * dm-clone-target.c.
 	 */
 	spinlock_t lock;
 	struct bio_list deferred_bios;		/* go to the destination */
@@ -86,46 +84,13 @@ struct clone {
 	struct ratelimit_state copy_fail_rs;	/* their log lines */
 	atomic_t pass_errors;		/* failed copies in this pass */
 
-	/* Serialises commits and mode changes. */
+	/* Serialises commits and mode changes (lock order: dm-clone-target.c). */
 	struct mutex commit_lock;
 
 	mempool_t hydration_pool;
 
-	/* The copy engine (see "Hydration: the copy engine"). */
-	struct dm_io_client *io_client;
-	struct work_struct copier;
-	struct delayed_work copier_retry;
-	/*
-	 * Protects the job queues, the buffer queues and the buffer
-	 * counts. Taken with interrupts disabled (I/O completions take it).
-	 */
-	spinlock_t copy_lock;
-	struct list_head copy_urgent;	/* jobs of writes, first served */
-	struct list_head copy_jobs;	/* background jobs */
-	struct list_head copy_free;	/* idle buffers */
-	struct list_head copy_read;	/* read done: to write */
-	struct list_head copy_done;	/* written, or failed */
-	unsigned int nr_bufs;		/* allocated (or being allocated) */
-	unsigned int nr_free;		/* on copy_free */
-	unsigned long copy_chunks;	/* chunks started; copy worker */
-	unsigned long copy_chunks_seen;	/* copy_chunks at the last waker */
-
-	/* The copy window (adapt_window()): the copy worker's. */
-	unsigned int window;		/* in chunks of COPY_BUF_SECTORS */
-	unsigned int window_before;	/* before the last growth */
-	unsigned int window_hold;	/* rounds before growing again */
-	atomic_t write_waits;		/* writes that joined a copy, this round */
-	bool window_growing;		/* the last change grew it */
-	bool window_settle;		/* changed: do not judge this round */
-	sector_t bg_sectors;		/* of background chunks in flight */
-	unsigned int round_chunks;	/* chunks ended in this round */
-	u64 round_sectors;		/* their sectors */
-	u64 round_start_ns;
-	u64 round_rtt_ns;		/* their round trips, summed */
-	u64 last_rate;			/* of the last round, sectors/s */
-	u64 base_ns;			/* shortest round trip lately */
-	u64 epoch_min_ns;		/* shortest in this epoch */
-	u64 epoch_start_ns;
+	/* The copy engine (dm-clone-copier.c). */
+	struct clone_copier copier;
 };
 
 /*
@@ -135,19 +100,15 @@ struct clone {
 struct clone_hydration {
 	struct clone *clone;
 	unsigned long region_nr;	/* the first */
-	unsigned int nr_regions;	/* all in one hash chunk */
+	unsigned int nr_regions;	/* all in one hash group */
 	struct hlist_node h;
 	struct list_head batch;
 	struct bio_list waiting;	/* bios waiting for these regions */
 
-	/* A copy job's state, on its leader: the copy worker's. */
-	struct list_head queue;		/* on copy_urgent or copy_jobs */
+	/* A copy job's state, on its leader: the copy engine's worker's. */
+	struct clone_copy_job copy;	/* .urgent: a write waits for it */
 	unsigned long copy_first, copy_last;	/* regions [first, last) */
-	sector_t copy_next, copy_end;	/* sectors still to start */
-	unsigned int chunks;		/* in flight */
-	bool urgent;			/* a write waits for it */
 	bool background;		/* started by the background pass */
-	bool failed, read_failed;	/* in this round */
 	bool retrying;			/* region by region */
 	unsigned long retry_region;
 };
@@ -164,9 +125,6 @@ enum {
 	PB_DISCARD	= 1 << 1,	/* mark pb's regions on completion */
 	PB_COMMITTED	= 1 << 2,	/* completion was held for a commit */
 };
-
-/* Percentage of time the copy jobs may run (module parameter, 0-100). */
-extern unsigned int clone_throttle;
 
 /* ---- Helpers ---- */
 
@@ -260,10 +218,10 @@ void clone_mark_discarded(struct clone *clone, unsigned long first,
 			  unsigned long last);
 
 /*
- * Free idle copy buffers: all of them once hydration is complete
- * (@complete, or known so before), else, when no copy started in the last
- * period, all but the one kept. Process context.
+ * Set hydration_threshold to @regions, and tell the copy engine; @user:
+ * the user chose it (the table or a message), which turns the copy window
+ * off. The one place both change. Any context.
  */
-void clone_release_copy_bufs(struct clone *clone, bool complete);
+void clone_set_threshold(struct clone *clone, unsigned int regions, bool user);
 
 #endif /* DM_CLONE_TARGET_H */

@@ -8,7 +8,8 @@
 # the clone is suspended. A reload swaps in the new arguments and keeps
 # the hydrated regions. The module
 # parameter clone_hydration_throttle: default 100, mode 0644, takes 0..100
-# (also at load time), refuses anything else and keeps its value;
+# (also at load time, and in any base the kernel's integer parameters
+# take), refuses anything else and keeps its value;
 # hydration completes at 50 and at 0 (slow, never stuck). The module
 # cannot be unloaded while a clone exists, unloads cleanly after, and
 # loads again. Removing a clone while
@@ -139,12 +140,15 @@ for v in 0 1 50 99 100 42; do
 done
 printf 37 >$PARAM || fail "writing 37 without a newline failed"
 assert_eq "$(cat $PARAM)" 37 "throttle after writing 37 without a newline"
-for v in 101 200 -1 abc "" 1.5 4294967296 4294967333 100abc 0x10 "5 5"; do
+for v in 101 200 -1 abc "" 1.5 4294967296 4294967333 100abc 0x65 "5 5"; do
 	if (printf '%s\n' "$v" >$PARAM) 2>/dev/null; then
 		fail "writing '$v' to $PARAM succeeded"
 	fi
 	assert_eq "$(cat $PARAM)" 37 "throttle after the refused write of '$v'"
 done
+# Parsed as every integer module parameter is (kstrtouint, base 0).
+echo 0x10 >$PARAM || fail "writing 0x10 to $PARAM failed"
+assert_eq "$(cat $PARAM)" 16 "throttle after writing 0x10"
 
 log "the module cannot be unloaded while a clone exists"
 assert_fail rmmod dm_clone
