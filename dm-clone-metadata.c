@@ -92,6 +92,12 @@
 #define SUPERBLOCK_MAGIC		0x8af27f64
 #define SUPERBLOCK_CSUM_XOR		257649492
 #define DM_CLONE_METADATA_VERSION	1
+/*
+ * Superblock flags: bit 0, "needs check", is set when a metadata operation
+ * failed; the metadata then opens read-only until a checker clears it.
+ * Other bits are kept as they were read.
+ */
+#define SB_FLAG_NEEDS_CHECK		BIT(0)
 #define METADATA_BLOCK_BYTES		(DM_CLONE_METADATA_BLOCK_SIZE << SECTOR_SHIFT)
 /* Block locks one thread holds at most (persistent-data's own need). */
 #define MAX_CONCURRENT_LOCKS		5
@@ -138,6 +144,8 @@ struct dm_clone_metadata {
 	/* The device's commit count (see struct clone_md_dev) then. */
 	struct clone_md_dev *md_dev;
 	u64 commits_seen;
+	/* The superblock's flags, as read (written back by commits). */
+	u32 sb_flags;
 	/* A transaction holds changes not yet committed. */
 	bool transaction_dirty;
 	bool read_only;			/* also read locklessly */
@@ -544,7 +552,7 @@ static int __write_superblock(struct dm_clone_metadata *cmd)
 		return r;
 
 	sb = dm_block_data(sblock);
-	sb->flags = 0;
+	sb->flags = cpu_to_le32(cmd->sb_flags);
 	memset(sb->uuid, 0, sizeof(sb->uuid));
 	sb->magic = cpu_to_le64(SUPERBLOCK_MAGIC);
 	sb->version = cpu_to_le32(DM_CLONE_METADATA_VERSION);
@@ -677,6 +685,7 @@ static int __open_metadata(struct dm_clone_metadata *cmd, const char **error)
 
 	dm_disk_bitset_init(cmd->tm, &cmd->bitset_info);
 	cmd->bitset_root = le64_to_cpu(sb->bitset_root);
+	cmd->sb_flags = le32_to_cpu(sb->flags);
 	__remember_committed(cmd, sb);
 
 out_unlock:
@@ -830,6 +839,8 @@ struct dm_clone_metadata *dm_clone_metadata_open(struct block_device *bdev,
 	r = __create_persistent_data(cmd, bm, true, error);
 	if (r)
 		goto bad;
+	if (cmd->sb_flags & SB_FLAG_NEEDS_CHECK)
+		dm_clone_metadata_set_read_only(cmd);
 
 	/* The first usage figures, for a status that must not wait. */
 	dm_clone_get_metadata_usage(cmd, &used, &total, false);
@@ -860,7 +871,7 @@ int dm_clone_metadata_refresh(struct dm_clone_metadata *cmd, bool *reloaded)
 	struct dm_block_manager *bm;
 	struct dm_block *sblock;
 	const char *error;
-	bool same;
+	bool same, flagged = false;
 	int r;
 
 	*reloaded = false;
@@ -881,8 +892,12 @@ int dm_clone_metadata_refresh(struct dm_clone_metadata *cmd, bool *reloaded)
 	sb = dm_block_data(sblock);
 
 	down_write(&cmd->lock);
-	/* Another table committed since, or the roots differ (a tool wrote). */
+	/*
+	 * Another table committed since, or the roots or flags differ (a tool
+	 * wrote, or a failed table set needs_check).
+	 */
 	same = atomic64_read(&cmd->md_dev->commits) == cmd->commits_seen &&
+	       le32_to_cpu(sb->flags) == cmd->sb_flags &&
 	       le64_to_cpu(sb->bitset_root) == cmd->committed_bitset_root &&
 	       !memcmp(sb->metadata_space_map_root, cmd->committed_sm_root,
 		       SPACE_MAP_ROOT_SIZE);
@@ -903,11 +918,46 @@ int dm_clone_metadata_refresh(struct dm_clone_metadata *cmd, bool *reloaded)
 	} else {
 		cmd->transaction_dirty = false;
 		*reloaded = true;
+		flagged = cmd->sb_flags & SB_FLAG_NEEDS_CHECK;
 	}
 	up_write(&cmd->lock);
 	destroy_persistent_data(&old);
+	if (flagged)
+		dm_clone_metadata_set_read_only(cmd);
 
 	return r;
+}
+
+bool dm_clone_metadata_needs_check(struct dm_clone_metadata *cmd)
+{
+	bool r;
+
+	down_read(&cmd->lock);
+	r = cmd->sb_flags & SB_FLAG_NEEDS_CHECK;
+	up_read(&cmd->lock);
+	return r;
+}
+
+/*
+ * Set the needs_check flag in the superblock as it was last committed: the
+ * superblock block alone is rewritten, with the same roots. Called with
+ * the metadata freshly reopened and still writable.
+ */
+static int __set_needs_check(struct dm_clone_metadata *cmd)
+{
+	struct clone_superblock_disk *sb;
+	struct dm_block *sblock;
+	int r;
+
+	r = dm_bm_write_lock(cmd->bm, SUPERBLOCK_LOCATION, &sb_validator,
+			     &sblock);
+	if (r)
+		return r;
+	sb = dm_block_data(sblock);
+	cmd->sb_flags |= SB_FLAG_NEEDS_CHECK;
+	sb->flags = cpu_to_le32(cmd->sb_flags);
+	dm_bm_unlock(sblock);
+	return dm_bm_flush(cmd->bm);
 }
 
 void dm_clone_metadata_release_bitmap(struct dm_clone_metadata *cmd)
@@ -1064,7 +1114,7 @@ void dm_clone_metadata_set_read_only(struct dm_clone_metadata *cmd)
 	up_write(&cmd->lock);
 }
 
-int dm_clone_metadata_abort(struct dm_clone_metadata *cmd)
+int dm_clone_metadata_abort(struct dm_clone_metadata *cmd, bool needs_check)
 {
 	struct clone_pd_objects old = { };
 	struct dm_block_manager *bm;
@@ -1095,6 +1145,13 @@ int dm_clone_metadata_abort(struct dm_clone_metadata *cmd)
 		      error, r);
 		WRITE_ONCE(cmd->failed, true);
 		goto out;
+	}
+	if (needs_check) {
+		r = __set_needs_check(cmd);
+		if (r)
+			DMERR("cannot set the superblock's needs_check flag: error %d",
+			      r);
+		r = 0;	/* the last commit is intact: read-only, not failed */
 	}
 	dm_bm_set_read_only(cmd->bm);
 	cmd->transaction_dirty = false;

@@ -142,11 +142,22 @@ int dm_clone_metadata_commit(struct dm_clone_metadata *cmd);
 
 /*
  * dm_clone_metadata_abort() - drop the open transaction and reload the
- * in-core bitmap from the last committed state, then stay read-only.
- * Returns 0 or a negative errno, after which the metadata is failed and
- * only dm_clone_metadata_close() remains useful. Blocks; process context.
+ * in-core bitmap from the last committed state, then stay read-only. With
+ * @needs_check (a metadata operation failed, not the destination), also
+ * set the superblock's needs_check flag, so that later tables open the
+ * metadata read-only until it has been checked (best effort: a device that
+ * refuses the write is only logged). Returns 0 or a negative errno, after
+ * which the metadata is failed and only dm_clone_metadata_close() remains
+ * useful. Blocks; process context.
  */
-int dm_clone_metadata_abort(struct dm_clone_metadata *cmd);
+int dm_clone_metadata_abort(struct dm_clone_metadata *cmd, bool needs_check);
+
+/*
+ * dm_clone_metadata_needs_check() - the superblock's needs_check flag was
+ * set when the metadata was opened or last reloaded (it is then
+ * read-only), or by an abort since. Blocks briefly; process context.
+ */
+bool dm_clone_metadata_needs_check(struct dm_clone_metadata *cmd);
 
 /*
  * dm_clone_metadata_set_read_only() - refuse all further changes. Blocks

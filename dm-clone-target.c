@@ -184,21 +184,31 @@ static void take_list(struct clone *clone, struct bio_list *from,
  * bitmap from the last commit), go read-only, or fail if the abort fails,
  * and raise an event. Process context; caller holds commit_lock.
  */
-static void __clone_metadata_error(struct clone *clone, const char *op, int r)
+/*
+ * A commit step failed: abort to the last commit and go read-only (or fail
+ * mode if the abort fails too). @metadata: a metadata operation failed,
+ * so the superblock gets the needs_check flag; a failed destination flush
+ * leaves the metadata as trustworthy as its last commit.
+ */
+static void __clone_transaction_failed(struct clone *clone, const char *op,
+				       int r, bool metadata)
 {
 	enum clone_mode old = get_mode(clone), new = CM_READ_ONLY;
 
 	lockdep_assert_held(&clone->commit_lock);
 
-	DMERR("%s: metadata operation '%s' failed: error %d",
-	      clone_device_name(clone), op, r);
+	DMERR("%s: %s '%s' failed: error %d", clone_device_name(clone),
+	      metadata ? "metadata operation" : "operation", op, r);
 	if (old == CM_FAIL)
 		return;
 
 	if (old == CM_WRITE) {
 		WRITE_ONCE(clone->mode, CM_READ_ONLY);
-		if (dm_clone_metadata_abort(clone->cmd))
+		if (dm_clone_metadata_abort(clone->cmd, metadata))
 			new = CM_FAIL;
+		else if (metadata)
+			DMERR("%s: needs_check set: run clone_check before read-write use",
+			      clone_device_name(clone));
 	} else {
 		new = CM_FAIL;
 	}
@@ -207,6 +217,24 @@ static void __clone_metadata_error(struct clone *clone, const char *op, int r)
 	DMERR("%s: switching to %s mode", clone_device_name(clone),
 	      new == CM_FAIL ? "fail" : "read-only");
 	dm_table_event(clone->ti->table);
+}
+
+/*
+ * The metadata carries the needs_check flag (it opened read-only): say so,
+ * and run read-only.
+ */
+static void clone_needs_check(struct clone *clone)
+{
+	DMERR("%s: metadata on %pg needs checking (needs_check flag set): read-only",
+	      clone_device_name(clone), clone->metadata_dev->bdev);
+	DMERR("%s: run clone_check, then clone_check --clear-needs-check-flag or clone_repair",
+	      clone_device_name(clone));
+	WRITE_ONCE(clone->mode, CM_READ_ONLY);
+}
+
+static void __clone_metadata_error(struct clone *clone, const char *op, int r)
+{
+	__clone_transaction_failed(clone, op, r, true);
 }
 
 static void clone_metadata_error(struct clone *clone, const char *op, int r)
@@ -260,7 +288,8 @@ static int __clone_commit(struct clone *clone, bool *flushed)
 	if (r) {
 		DMERR("%s: flushing the destination failed: error %d",
 		      clone_device_name(clone), r);
-		__clone_metadata_error(clone, "flush destination", r);
+		__clone_transaction_failed(clone, "flush destination", r,
+					   false);
 		goto out;
 	}
 	if (flushed)
@@ -751,6 +780,10 @@ static int clone_preresume(struct dm_target *ti)
 		}
 		if (reloaded)
 			clone->hydration_offset = 0;
+		if (reloaded && dm_clone_metadata_needs_check(clone->cmd)) {
+			clone_needs_check(clone);
+			dm_table_event(clone->ti->table);
+		}
 	}
 
 	return 0;
@@ -1186,6 +1219,9 @@ static int clone_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		ti->error = (char *)error;
 		goto bad_runtime;
 	}
+
+	if (dm_clone_metadata_needs_check(clone->cmd))
+		clone_needs_check(clone);
 
 	disable_passdown_if_not_supported(clone);
 

@@ -1,0 +1,113 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# The superblock's needs_check flag. The metadata device is a dm table
+# whose first 4 KiB (the superblock) are a plain linear map and whose rest
+# goes through dm-flakey with error_writes: reads work, every write but
+# the superblock's fails. A commit then fails (its shadow blocks cannot be
+# written): the clone goes read-only with a dm event, and the kernel log
+# says the metadata was flagged; the superblock, still the last commit's
+# with flags bit 0 set, is written. With the metadata device healthy
+# again: a new clone over it loads read-only and says to run clone_check;
+# clone_check finds the metadata clean (exit 0) but for the flag;
+# `clone_check --clear-needs-check-flag` clears it, and the clone then
+# loads read-write, with the progress of the last commit, and completes
+# byte-exact. A reload: the old table's last commit (at suspend) fails and
+# flags the metadata; the new table resumes read-only. A failed
+# destination flush does not set the flag (057 checks its new table
+# resumes read-write).
+# timeout: 180
+. "$(dirname "$0")/lib/common.sh"
+. "$(dirname "$0")/lib/persistence.sh"
+. "$(dirname "$0")/lib/fault.sh"
+
+fault_setup
+need_module dm-flakey
+need_cmd clone_check od
+metaloop=$meta
+msz=$(dev_sectors "$metaloop")
+
+md_healthy() { linear_table "$metaloop"; }
+md_writes_fail() {
+	printf '0 8 linear %s 0\n8 %d flakey %s 8 0 1 error_writes\n' \
+		"$metaloop" $((msz - 8)) "$metaloop"
+}
+# sb_flags: the superblock's flags word (bytes 4-7, little-endian).
+sb_flags() { od -An -tu4 -j4 -N4 "$metaloop" | tr -d ' '; }
+
+dm_create mdev "$(md_healthy)"
+meta=/dev/mapper/mdev
+table=$(clone_table "$meta" "$dest" "$src" $rs 1 no_hydration)
+dm_create c "$table"
+dmclone-pattern write /dev/mapper/c 2 0 64 || fail "first write failed"
+dmclone-pattern write "$ref" 2 0 64
+sync
+dmsetup status c >/dev/null			# commits
+hydrated=$(clone_hydrated c)
+[ "$hydrated" -gt 0 ] || fail "no region hydrated by the first write"
+assert_eq "$(sb_flags)" 0 "superblock flags after a good commit"
+
+log "every metadata write but the superblock's fails: a commit fails"
+dm_swap mdev "$(md_writes_fail)"
+log_mark
+ev=$(event_nr c)
+dmclone-pattern write /dev/mapper/c 2 4096 64 && sync
+dmsetup status c >/dev/null 2>&1 || true		# forces a commit
+wait_for 10 test "$(clone_mode c)" = ro ||
+	fail "the clone did not go read-only: $(clone_status_noflush c)"
+[ "$(event_nr c)" -gt "$ev" ] || fail "no dm event for the switch to read-only"
+log_since_mark | grep -q 'needs_check set' ||
+	fail "the kernel log does not say the metadata was flagged"
+assert_eq "$(sb_flags)" 1 "superblock flags after the failed commit"
+dm_remove c
+
+log "healthy again: a new clone loads read-only and says why"
+dm_swap mdev "$(md_healthy)"
+log_mark
+dm_create c "$table"
+assert_eq "$(clone_mode c)" ro "mode of a clone over flagged metadata"
+log_since_mark | grep -q 'needs checking (needs_check flag set)' ||
+	fail "no kernel message about the needs_check flag at load"
+log_since_mark | grep -q 'run clone_check' ||
+	fail "the kernel message does not say to run clone_check"
+assert_eq "$(clone_hydrated c)" "$hydrated" "hydrated count of the last commit"
+expect_eio_write /dev/mapper/c 8192 8 2 "write to an unhydrated region, read-only"
+check_pattern /dev/mapper/c 2 0 64 >/dev/null || fail "first write lost"
+dm_remove c
+
+log "clone_check: clean but for the flag; --clear-needs-check-flag clears it"
+rc=0
+out=$(clone_check "$meta" 2>&1) || rc=$?
+assert_eq "$rc" 0 "clone_check exit status on flagged, consistent metadata: $out"
+assert_eq "$(sb_flags)" 1 "flags after a plain clone_check (it never writes)"
+clone_check --clear-needs-check-flag "$meta" >/dev/null 2>&1 ||
+	fail "clone_check --clear-needs-check-flag failed"
+assert_eq "$(sb_flags)" 0 "flags after --clear-needs-check-flag"
+
+log "cleared: read-write from the last commit, and complete"
+dm_create c "$(clone_table "$meta" "$dest" "$src" $rs)"
+assert_eq "$(clone_mode c)" rw "mode once the flag is cleared"
+wait_hydrated c 60
+dmsetup status c >/dev/null
+cmp_dev /dev/mapper/c "$ref" 0 "$(dev_sectors "$src")" "$(dev_sectors "$src")"
+assert_eq "$(sb_flags)" 0 "flags after commits of a healthy clone"
+dm_remove c
+
+log "a reload: the old table's last commit fails, the new table resumes read-only"
+fill_pattern "$dest" 9
+dd if=/dev/zero of="$meta" bs=4096 count=1 oflag=direct status=none
+dm_create c "$table"
+dmclone-pattern write /dev/mapper/c 2 0 64 && sync
+dmsetup status c >/dev/null
+dmsetup load c --table "$table" || fail "loading the new table failed"
+dm_swap mdev "$(md_writes_fail)"
+# A region for the old table's last commit (at suspend, unless the
+# periodic one comes first: it fails all the same).
+dmclone-pattern write /dev/mapper/c 2 4096 64 && sync
+dmsetup suspend c || fail "suspend failed"
+assert_eq "$(sb_flags)" 1 "superblock flags after the old table's failed commit"
+dm_swap mdev "$(md_healthy)"
+dmsetup resume c || fail "resume failed"
+assert_eq "$(clone_mode c)" ro "mode of the new table over flagged metadata"
+dm_remove c
+dm_remove mdev
