@@ -130,6 +130,13 @@ struct dm_clone_metadata {
 	sector_t region_size;
 	unsigned long nr_regions;
 	unsigned long nr_longs;		/* words of region_map */
+	/*
+	 * The on-disk bitset's regions and the stored length: less than
+	 * nr_regions and target_size while a grow (a table longer than the
+	 * metadata's target length) is pending.
+	 */
+	unsigned long disk_regions;
+	sector_t disk_target_size;
 
 	/* Protects the persistent-data objects below and the mode flags. */
 	struct rw_semaphore lock;
@@ -146,6 +153,8 @@ struct dm_clone_metadata {
 	u64 commits_seen;
 	/* The superblock's flags, as read (written back by commits). */
 	u32 sb_flags;
+	/* needs_check could not be written yet: try again at suspend. */
+	bool needs_check_pending;
 	/* A transaction holds changes not yet committed. */
 	bool transaction_dirty;
 	bool read_only;			/* also read locklessly */
@@ -279,7 +288,7 @@ static struct dm_block_validator sb_validator = {
 
 static unsigned long nr_disk_words(struct dm_clone_metadata *cmd)
 {
-	return DIV_ROUND_UP(cmd->nr_regions, BITS_PER_DISK_WORD);
+	return DIV_ROUND_UP(cmd->disk_regions, BITS_PER_DISK_WORD);
 }
 
 /* Mask of the valid bits of long word @w of region_map. */
@@ -353,6 +362,9 @@ static int __load_bitset_in_core(struct dm_clone_metadata *cmd)
 		return r;
 
 	spin_lock_irqsave(&cmd->bitmap_lock, flags);
+	/* Regions past the bitset's (a grow pending, or stray bits). */
+	bitmap_clear(cmd->region_map, cmd->disk_regions,
+		     cmd->nr_regions - cmd->disk_regions);
 	bitmap_zero(cmd->dirty_words, cmd->nr_longs);
 	cmd->nr_dirty = 0;
 	cmd->nr_hydrated = bitmap_weight(cmd->region_map, cmd->nr_regions);
@@ -558,7 +570,7 @@ static int __write_superblock(struct dm_clone_metadata *cmd)
 	sb->version = cpu_to_le32(DM_CLONE_METADATA_VERSION);
 	memcpy(sb->metadata_space_map_root, sm_root, SPACE_MAP_ROOT_SIZE);
 	sb->region_size = cpu_to_le64(cmd->region_size);
-	sb->target_size = cpu_to_le64(cmd->target_size);
+	sb->target_size = cpu_to_le64(cmd->disk_target_size);
 	sb->bitset_root = cpu_to_le64(cmd->bitset_root);
 	__remember_committed(cmd, sb);
 
@@ -585,6 +597,8 @@ static int __format_metadata(struct dm_clone_metadata *cmd)
 	cmd->sm = sm;
 
 	dm_disk_bitset_init(cmd->tm, &cmd->bitset_info);
+	cmd->disk_regions = cmd->nr_regions;
+	cmd->disk_target_size = cmd->target_size;
 	r = dm_bitset_empty(&cmd->bitset_info, &cmd->bitset_root);
 	if (r)
 		return r;
@@ -634,6 +648,7 @@ static int check_sm_root(struct dm_clone_metadata *cmd,
 static int __open_metadata(struct dm_clone_metadata *cmd, const char **error)
 {
 	struct clone_superblock_disk *sb;
+	u64 disk_size;
 	struct dm_transaction_manager *tm;
 	struct dm_space_map *sm;
 	struct dm_block *sblock;
@@ -656,14 +671,18 @@ static int __open_metadata(struct dm_clone_metadata *cmd, const char **error)
 		goto out_unlock;
 	}
 
-	if (le64_to_cpu(sb->target_size) != cmd->target_size) {
-		DMERR("target length in the metadata is %llu sectors, the table gives %llu",
-		      le64_to_cpu(sb->target_size),
-		      (unsigned long long)cmd->target_size);
-		*error = "Target length differs from the one stored in the metadata";
+	/* A longer table grows the clone (at resume); a shorter one is refused. */
+	disk_size = le64_to_cpu(sb->target_size);
+	if (!disk_size || disk_size > cmd->target_size) {
+		DMERR("target length: metadata %llu sectors, table %llu (a clone cannot shrink)",
+		      disk_size, (unsigned long long)cmd->target_size);
+		*error = "Target length is smaller than the one stored in the metadata";
 		r = -EINVAL;
 		goto out_unlock;
 	}
+	cmd->disk_target_size = disk_size;
+	cmd->disk_regions = div64_u64(disk_size + cmd->region_size - 1,
+				      cmd->region_size);
 
 	r = check_sm_root(cmd, sb);
 	if (r) {
@@ -758,9 +777,10 @@ bad:
 }
 
 /*
- * The smallest metadata device that holds the bitset of @nr_regions and can
- * still commit: a commit may shadow every array block once, plus the
- * btree, space map and superblock.
+ * The smallest metadata device accepted for @nr_regions: the bitset's array
+ * blocks, a 64th more for its btree and the space map, and room for a
+ * commit of a few array blocks at a time (commits that need more are split:
+ * see dm_clone_metadata_pre_commit()).
  */
 static u64 min_metadata_blocks(u64 nr_regions)
 {
@@ -768,7 +788,30 @@ static u64 min_metadata_blocks(u64 nr_regions)
 						     BITS_PER_DISK_WORD),
 					DISK_WORDS_PER_ARRAY_BLOCK);
 
-	return 2 * array_blocks + array_blocks / 32 + 2 * COMMIT_SLACK_BLOCKS;
+	return array_blocks + array_blocks / 64 + 2 * COMMIT_SLACK_BLOCKS;
+}
+
+/*
+ * A table longer than the metadata's target length grows the clone: the
+ * new regions start unhydrated. Unless the old length ended inside a
+ * region that is hydrated: that region's part past the old end was never
+ * copied, and copying the whole region again would overwrite what the
+ * user wrote to its first part, so that is refused.
+ */
+static int __check_grow(struct dm_clone_metadata *cmd, const char **error)
+{
+	unsigned long last = cmd->disk_regions - 1;
+
+	if (cmd->disk_target_size == cmd->target_size)
+		return 0;
+	if ((cmd->disk_target_size & (cmd->region_size - 1)) &&
+	    test_bit(last, cmd->region_map)) {
+		DMERR("cannot grow: the old length (%llu sectors) ends in hydrated region %lu",
+		      (unsigned long long)cmd->disk_target_size, last);
+		*error = "Cannot grow a clone whose old length ends inside a hydrated region";
+		return -EINVAL;
+	}
+	return 0;
 }
 
 struct dm_clone_metadata *dm_clone_metadata_open(struct block_device *bdev,
@@ -839,6 +882,16 @@ struct dm_clone_metadata *dm_clone_metadata_open(struct block_device *bdev,
 	r = __create_persistent_data(cmd, bm, true, error);
 	if (r)
 		goto bad;
+	r = __check_grow(cmd, error);
+	if (r) {
+		__destroy_persistent_data(cmd);
+		goto bad;
+	}
+	if (cmd->disk_target_size != cmd->target_size)
+		DMINFO("growing from %llu to %llu sectors (%lu to %lu regions) at resume",
+		       (unsigned long long)cmd->disk_target_size,
+		       (unsigned long long)cmd->target_size, cmd->disk_regions,
+		       cmd->nr_regions);
 	if (cmd->sb_flags & SB_FLAG_NEEDS_CHECK)
 		dm_clone_metadata_set_read_only(cmd);
 
@@ -940,24 +993,48 @@ bool dm_clone_metadata_needs_check(struct dm_clone_metadata *cmd)
 
 /*
  * Set the needs_check flag in the superblock as it was last committed: the
- * superblock block alone is rewritten, with the same roots. Called with
- * the metadata freshly reopened and still writable.
+ * superblock block alone is rewritten, with the same roots, even though
+ * the metadata is read-only (its block manager is writable for this
+ * only). On failure (the device still refuses writes, or its flushes) the
+ * flag stays pending, for dm_clone_metadata_record_needs_check().
  */
-static int __set_needs_check(struct dm_clone_metadata *cmd)
+static void __set_needs_check(struct dm_clone_metadata *cmd)
 {
 	struct clone_superblock_disk *sb;
 	struct dm_block *sblock;
+	bool ro = dm_bm_is_read_only(cmd->bm);
 	int r;
 
+	lockdep_assert_held_write(&cmd->lock);
+	if (ro)
+		dm_bm_set_read_write(cmd->bm);
 	r = dm_bm_write_lock(cmd->bm, SUPERBLOCK_LOCATION, &sb_validator,
 			     &sblock);
-	if (r)
-		return r;
-	sb = dm_block_data(sblock);
+	if (!r) {
+		sb = dm_block_data(sblock);
+		sb->flags = cpu_to_le32(cmd->sb_flags | SB_FLAG_NEEDS_CHECK);
+		dm_bm_unlock(sblock);
+		r = dm_bm_flush(cmd->bm);
+	}
+	if (ro)
+		dm_bm_set_read_only(cmd->bm);
+
+	cmd->needs_check_pending = r;
+	if (r) {
+		DMERR("cannot write the needs_check flag (error %d): will try again at suspend",
+		      r);
+		return;
+	}
 	cmd->sb_flags |= SB_FLAG_NEEDS_CHECK;
-	sb->flags = cpu_to_le32(cmd->sb_flags);
-	dm_bm_unlock(sblock);
-	return dm_bm_flush(cmd->bm);
+	DMINFO("needs_check flag set in the superblock");
+}
+
+void dm_clone_metadata_record_needs_check(struct dm_clone_metadata *cmd)
+{
+	down_write(&cmd->lock);
+	if (cmd->needs_check_pending && cmd->bm && !cmd->failed)
+		__set_needs_check(cmd);
+	up_write(&cmd->lock);
 }
 
 void dm_clone_metadata_release_bitmap(struct dm_clone_metadata *cmd)
@@ -1007,35 +1084,42 @@ static int __word_to_bitset(struct dm_clone_metadata *cmd, unsigned long w,
 }
 
 /*
- * Refuse to start a commit that could run out of metadata space half-way:
- * running out inside the persistent-data library can leave a block locked,
- * which a later abort cannot recover from. A commit shadows at most one
- * array block per dirty word, plus btree and space map blocks.
+ * How many array blocks the open transaction may shadow without running out
+ * of metadata space half-way (running out inside the persistent-data
+ * library can leave a block locked, which a later abort cannot recover
+ * from): half the free blocks beyond COMMIT_SLACK_BLOCKS, since each array
+ * block shadowed may cost a second block (its btree leaf, the space map's
+ * record of the old copy's release). -ENOSPC when not even one.
  */
-static int __check_space_for_commit(struct dm_clone_metadata *cmd)
+static int __commit_budget(struct dm_clone_metadata *cmd, u64 *budget)
 {
-	u64 array_blocks = DIV_ROUND_UP(nr_disk_words(cmd),
-					DISK_WORDS_PER_ARRAY_BLOCK);
-	u64 need = min_t(u64, READ_ONCE(cmd->nr_dirty), array_blocks);
 	dm_block_t nr_free;
 	int r;
 
-	need += need / 64 + COMMIT_SLACK_BLOCKS;
 	r = dm_sm_get_nr_free(cmd->sm, &nr_free);
 	if (r)
 		return r;
-	if (nr_free < need) {
-		DMERR("metadata full: %llu free blocks, a commit may need %llu",
-		      (unsigned long long)nr_free, need);
+	if (nr_free < COMMIT_SLACK_BLOCKS + 2) {
+		DMERR("metadata full: %llu free blocks, a commit needs at least %u",
+		      (unsigned long long)nr_free, COMMIT_SLACK_BLOCKS + 2);
 		return -ENOSPC;
 	}
-
+	*budget = (nr_free - COMMIT_SLACK_BLOCKS) / 2;
 	return 0;
+}
+
+/* The array block of the on-disk bitset that holds in-core word @w. */
+static unsigned long word_array_block(unsigned long w)
+{
+	return (unsigned long)((u64)w * BITS_PER_LONG / BITS_PER_DISK_WORD /
+			       DISK_WORDS_PER_ARRAY_BLOCK);
 }
 
 int dm_clone_metadata_pre_commit(struct dm_clone_metadata *cmd)
 {
-	unsigned long w = 0, val, flags;
+	unsigned long w = 0, val, flags, blk, last_blk = ULONG_MAX;
+	u64 budget, blocks = 0;
+	bool more = false;
 	int r = 0;
 
 	down_write(&cmd->lock);
@@ -1044,7 +1128,12 @@ int dm_clone_metadata_pre_commit(struct dm_clone_metadata *cmd)
 		goto out;
 	}
 
-	r = __check_space_for_commit(cmd);
+	/* Nothing is committed before the grow (at resume). */
+	if (WARN_ON_ONCE(cmd->disk_target_size != cmd->target_size)) {
+		r = -EINVAL;
+		goto out;
+	}
+	r = __commit_budget(cmd, &budget);
 	if (r)
 		goto out;
 
@@ -1054,6 +1143,17 @@ int dm_clone_metadata_pre_commit(struct dm_clone_metadata *cmd)
 		if (w >= cmd->nr_longs) {
 			spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
 			break;
+		}
+		/* Words are taken in order: a new array block, or the end. */
+		blk = word_array_block(w);
+		if (blk != last_blk) {
+			if (blocks == budget) {
+				spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
+				more = true;	/* the rest in the next transaction */
+				break;
+			}
+			blocks++;
+			last_blk = blk;
 		}
 		/*
 		 * The transaction holds changes before the dirty count
@@ -1076,6 +1176,8 @@ int dm_clone_metadata_pre_commit(struct dm_clone_metadata *cmd)
 
 	r = dm_bitset_flush(&cmd->bitset_info, cmd->bitset_root,
 			    &cmd->bitset_root);
+	if (!r && more)
+		r = 1;
 out:
 	up_write(&cmd->lock);
 	return r;
@@ -1096,6 +1198,77 @@ int dm_clone_metadata_commit(struct dm_clone_metadata *cmd)
 		r = __write_superblock(cmd);
 	if (!r)
 		cmd->transaction_dirty = false;
+out:
+	up_write(&cmd->lock);
+	return r;
+}
+
+int dm_clone_metadata_grow(struct dm_clone_metadata *cmd)
+{
+	u64 old_blocks, new_blocks, need;
+	unsigned long old_regions;
+	sector_t old_size;
+	dm_block_t nr_free;
+	const char *error;
+	int r;
+
+	down_write(&cmd->lock);
+	if (cmd->disk_target_size == cmd->target_size) {
+		r = 0;
+		goto out;
+	}
+	if (cmd->read_only || cmd->failed) {
+		r = -EPERM;
+		goto out;
+	}
+	/* Again: another table may have hydrated that region since the load. */
+	r = __check_grow(cmd, &error);
+	if (r)
+		goto out;
+
+	/* The new array blocks, their btree, and a commit's slack. */
+	old_blocks = DIV_ROUND_UP(nr_disk_words(cmd), DISK_WORDS_PER_ARRAY_BLOCK);
+	new_blocks = DIV_ROUND_UP(DIV_ROUND_UP(cmd->nr_regions, BITS_PER_DISK_WORD),
+				  DISK_WORDS_PER_ARRAY_BLOCK);
+	need = new_blocks - old_blocks;
+	need += need / 64 + COMMIT_SLACK_BLOCKS;
+	r = dm_sm_get_nr_free(cmd->sm, &nr_free);
+	if (r)
+		goto out;
+	if (nr_free < need) {
+		DMERR("cannot grow: %llu free metadata blocks, growing needs %llu",
+		      (unsigned long long)nr_free, need);
+		r = -ENOSPC;
+		goto out;
+	}
+
+	old_regions = cmd->disk_regions;
+	old_size = cmd->disk_target_size;
+	r = dm_bitset_flush(&cmd->bitset_info, cmd->bitset_root,
+			    &cmd->bitset_root);
+	/* (A longer last region alone needs no new bit.) */
+	if (!r && old_regions != cmd->nr_regions)
+		r = dm_bitset_resize(&cmd->bitset_info, cmd->bitset_root,
+				     old_regions, cmd->nr_regions, false,
+				     &cmd->bitset_root);
+	if (!r) {
+		cmd->transaction_dirty = true;
+		cmd->disk_regions = cmd->nr_regions;
+		cmd->disk_target_size = cmd->target_size;
+		r = dm_tm_pre_commit(cmd->tm);
+	}
+	if (!r)
+		r = __write_superblock(cmd);
+	if (r) {
+		/* The caller aborts to the last commit, of the old length. */
+		cmd->disk_regions = old_regions;
+		cmd->disk_target_size = old_size;
+		DMERR("growing the region bitset failed: error %d", r);
+		goto out;
+	}
+	cmd->transaction_dirty = false;
+	DMINFO("grown to %llu sectors (%lu regions)",
+	       (unsigned long long)cmd->target_size, cmd->nr_regions);
 out:
 	up_write(&cmd->lock);
 	return r;
@@ -1146,13 +1319,8 @@ int dm_clone_metadata_abort(struct dm_clone_metadata *cmd, bool needs_check)
 		WRITE_ONCE(cmd->failed, true);
 		goto out;
 	}
-	if (needs_check) {
-		r = __set_needs_check(cmd);
-		if (r)
-			DMERR("cannot set the superblock's needs_check flag: error %d",
-			      r);
-		r = 0;	/* the last commit is intact: read-only, not failed */
-	}
+	if (needs_check)
+		__set_needs_check(cmd);
 	dm_bm_set_read_only(cmd->bm);
 	cmd->transaction_dirty = false;
 out:

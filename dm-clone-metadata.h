@@ -125,17 +125,20 @@ bool dm_clone_changed_this_transaction(struct dm_clone_metadata *cmd);
  * between:
  *
  * dm_clone_metadata_pre_commit() - move every region marked in core so far
- * into the open transaction. Regions marked after it returns belong to the
- * next transaction. The caller must flush the destination *after* this
- * returns and before calling dm_clone_metadata_commit(), so that every
- * region in the transaction has its data durable before it is recorded.
+ * into the open transaction, or as many as the free metadata space lets
+ * one transaction hold: it then returns 1, and the rest waits for the next
+ * transaction (setting a bit twice is harmless, so a large commit can be
+ * split into several). Regions marked after it returns belong to the next
+ * transaction. The caller must flush the destination *after* this returns
+ * and before calling dm_clone_metadata_commit(), so that every region in
+ * the transaction has its data durable before it is recorded.
  *
  * dm_clone_metadata_commit() - write the transaction: everything else
  * first, the superblock last, so that a crash leaves either the old or the
  * new state.
  *
- * Both return 0 or a negative errno, -EPERM once read-only or failed.
- * Both block; process context; the caller serialises them.
+ * Both return 0 (or 1, above) or a negative errno, -EPERM once read-only
+ * or failed. Both block; process context; the caller serialises them.
  */
 int dm_clone_metadata_pre_commit(struct dm_clone_metadata *cmd);
 int dm_clone_metadata_commit(struct dm_clone_metadata *cmd);
@@ -145,12 +148,19 @@ int dm_clone_metadata_commit(struct dm_clone_metadata *cmd);
  * in-core bitmap from the last committed state, then stay read-only. With
  * @needs_check (a metadata operation failed, not the destination), also
  * set the superblock's needs_check flag, so that later tables open the
- * metadata read-only until it has been checked (best effort: a device that
- * refuses the write is only logged). Returns 0 or a negative errno, after
+ * metadata read-only until it has been checked (a device that refuses the
+ * write gets it at dm_clone_metadata_record_needs_check()). Returns 0 or a negative errno, after
  * which the metadata is failed and only dm_clone_metadata_close() remains
  * useful. Blocks; process context.
  */
 int dm_clone_metadata_abort(struct dm_clone_metadata *cmd, bool needs_check);
+
+/*
+ * dm_clone_metadata_record_needs_check() - write the needs_check flag an
+ * abort could not write (the device refused it then), if any. Blocks;
+ * process context.
+ */
+void dm_clone_metadata_record_needs_check(struct dm_clone_metadata *cmd);
 
 /*
  * dm_clone_metadata_needs_check() - the superblock's needs_check flag was
@@ -158,6 +168,18 @@ int dm_clone_metadata_abort(struct dm_clone_metadata *cmd, bool needs_check);
  * read-only), or by an abort since. Blocks briefly; process context.
  */
 bool dm_clone_metadata_needs_check(struct dm_clone_metadata *cmd);
+
+/*
+ * dm_clone_metadata_grow() - when the table is longer than the metadata's
+ * target length (dm_clone_metadata_open() accepted it, the new regions
+ * unhydrated in core), resize the on-disk bitset and record the new
+ * length, in one commit. 0 when there is nothing to grow. -EINVAL when the
+ * old length ends inside a region hydrated since the open, -ENOSPC when
+ * the metadata device is too small (nothing changed then), another
+ * negative errno when a metadata operation failed (the caller aborts).
+ * Until it succeeds, nothing may be committed. Blocks; process context.
+ */
+int dm_clone_metadata_grow(struct dm_clone_metadata *cmd);
 
 /*
  * dm_clone_metadata_set_read_only() - refuse all further changes. Blocks

@@ -207,7 +207,7 @@ static void __clone_transaction_failed(struct clone *clone, const char *op,
 		if (dm_clone_metadata_abort(clone->cmd, metadata))
 			new = CM_FAIL;
 		else if (metadata)
-			DMERR("%s: needs_check set: run clone_check before read-write use",
+			DMERR("%s: metadata needs checking: run clone_check before read-write use",
 			      clone_device_name(clone));
 	} else {
 		new = CM_FAIL;
@@ -263,7 +263,7 @@ static void clone_metadata_error(struct clone *clone, const char *op, int r)
  */
 static int __clone_commit(struct clone *clone, bool *flushed)
 {
-	int r = 0;
+	int r = 0, more;
 
 	if (flushed)
 		*flushed = false;
@@ -278,26 +278,32 @@ static int __clone_commit(struct clone *clone, bool *flushed)
 		goto out;
 	}
 
-	r = dm_clone_metadata_pre_commit(clone->cmd);
-	if (r) {
-		__clone_metadata_error(clone, "pre-commit", r);
-		goto out;
-	}
+	/* More than the free metadata space holds: several transactions. */
+	do {
+		more = dm_clone_metadata_pre_commit(clone->cmd);
+		if (more < 0) {
+			r = more;
+			__clone_metadata_error(clone, "pre-commit", r);
+			goto out;
+		}
 
-	r = blkdev_issue_flush(clone->dest_dev->bdev);
-	if (r) {
-		DMERR("%s: flushing the destination failed: error %d",
-		      clone_device_name(clone), r);
-		__clone_transaction_failed(clone, "flush destination", r,
-					   false);
-		goto out;
-	}
-	if (flushed)
-		*flushed = true;
+		r = blkdev_issue_flush(clone->dest_dev->bdev);
+		if (r) {
+			DMERR("%s: flushing the destination failed: error %d",
+			      clone_device_name(clone), r);
+			__clone_transaction_failed(clone, "flush destination",
+						   r, false);
+			goto out;
+		}
+		if (flushed)
+			*flushed = true;
 
-	r = dm_clone_metadata_commit(clone->cmd);
-	if (r)
-		__clone_metadata_error(clone, "commit", r);
+		r = dm_clone_metadata_commit(clone->cmd);
+		if (r) {
+			__clone_metadata_error(clone, "commit", r);
+			goto out;
+		}
+	} while (more);
 out:
 	mutex_unlock(&clone->commit_lock);
 	return r;
@@ -754,6 +760,9 @@ static void clone_postsuspend(struct dm_target *ti)
 	clone_copier_quiesce(&clone->copier);
 	flush_workqueue(clone->wq);
 	clone_commit(clone);
+	/* A needs_check flag the device refused earlier, if it is back. */
+	if (get_mode(clone) != CM_WRITE)
+		dm_clone_metadata_record_needs_check(clone->cmd);
 }
 
 static int clone_preresume(struct dm_target *ti)
@@ -783,6 +792,24 @@ static int clone_preresume(struct dm_target *ti)
 		if (reloaded && dm_clone_metadata_needs_check(clone->cmd)) {
 			clone_needs_check(clone);
 			dm_table_event(clone->ti->table);
+		}
+	}
+
+	/*
+	 * A longer table grows the clone, now that no other table of the
+	 * device commits. If that fails the clone resumes read-only (a
+	 * failed resume would leave the device suspended, its I/O stuck);
+	 * only a failed metadata operation flags the metadata.
+	 */
+	if (get_mode(clone) == CM_WRITE) {
+		noio = memalloc_noio_save();
+		r = dm_clone_metadata_grow(clone->cmd);
+		memalloc_noio_restore(noio);
+		if (r) {
+			mutex_lock(&clone->commit_lock);
+			__clone_transaction_failed(clone, "grow", r,
+						   r != -EINVAL && r != -ENOSPC);
+			mutex_unlock(&clone->commit_lock);
 		}
 	}
 

@@ -137,9 +137,9 @@ tool_refuses 2 "expected one NAME" remove
 log "size: the kernel's rule, at 1 TiB in 4 KiB regions"
 tool_ok size --size 1t --region 4k --bytes
 need=$TOOL_OUT
-assert_eq "$need" $((16867 * 4096)) "dmclone size of 1 TiB in 4 KiB regions"
+assert_eq "$need" $((8497 * 4096)) "dmclone size of 1 TiB in 4 KiB regions"
 tool_ok size --size 1t --region 4k
-assert_match "$TOOL_OUT" "268435456 regions of 4 KiB needs a metadata device of at least 67468 KiB" "size's sentence"
+assert_match "$TOOL_OUT" "268435456 regions of 4 KiB needs a metadata device of at least 33988 KiB" "size's sentence"
 tool_ok size --size "$src"
 assert_match "$TOOL_OUT" "^A clone of 32 MiB in 512 regions of 64 KiB" "size of a device"
 tool_refuses 2 "--size is required" size
@@ -147,7 +147,7 @@ tool_refuses 1 "too many" size --size 16t --region 4k
 dm_create zsrc "0 $((2 << 30)) zero"
 dm_create zdest "0 $((2 << 30)) zero"
 small=$(mkdev_sectors small $(((need - 4096) / 512)))
-tool_refuses 1 "metadata device $small is too small: 67464 KiB.*needs at least 67468 KiB" \
+tool_refuses 1 "metadata device $small is too small: 33984 KiB.*needs at least 33988 KiB" \
 	create big /dev/mapper/zsrc /dev/mapper/zdest "$small" --region 4k --no-hydration
 no_dm big
 reason=$(dm_table_load_should_fail big \

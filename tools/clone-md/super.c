@@ -49,13 +49,16 @@ uint64_t sm_usable_blocks(const struct dev *d)
 	return d->nr_blocks < SM_MAX_BLOCKS ? d->nr_blocks : SM_MAX_BLOCKS;
 }
 
-/* As the kernel computes it: what a commit of @nr_regions may need. */
+/*
+ * As the kernel computes it (min_metadata_blocks() in dm-clone-metadata.c):
+ * the bitset's array blocks, a 64th more, and room for a small commit.
+ */
 uint64_t min_metadata_blocks(uint64_t nr_regions)
 {
 	uint64_t words = (nr_regions + 63) / 64;
 	uint64_t array_blocks = (words + ARRAY_WORDS - 1) / ARRAY_WORDS;
 
-	return 2 * array_blocks + array_blocks / 32 + 2 * 64;
+	return array_blocks + array_blocks / 64 + 2 * 64;
 }
 
 int super_check(const uint8_t *blk, const struct dev *d, struct super *sb,
