@@ -9,13 +9,21 @@
 # --force) and leaves every byte of the metadata as it was; --fresh --force
 # starts over (nothing hydrated, the source shows again). Foreign data on
 # the metadata device is zeroed only with --fresh; --fresh on a blank
-# device just works.
-# timeout: 180
+# device just works. Every resume runs clone_check on the metadata first:
+# sound metadata resumes; damaged metadata (an array block of the bitset
+# with a flipped byte) is refused with exit 1, naming the device, the
+# block and clone_repair, nothing created and the metadata untouched;
+# --skip-check leaves the check out (the kernel then refuses that table
+# itself) and is refused when the needs_check flag is set; create without
+# it checks such metadata, clears the flag and resumes; with no
+# clone_check installed the clone resumes after one warning.
+# timeout: 240
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/tool.sh"
 
 need_module
 need_tool
+need_cmd clone_check clone_dump clone_restore
 
 src=$(mkdev src 16)				# 32768 sectors
 src2=$(mkdev src2 8)
@@ -49,6 +57,7 @@ log "create again without --fresh or --region: resumes"
 tool_ok create c "$src" "$dest" "$meta" --no-hydration
 track_dm c
 assert_match "$TOOL_ERR" "resuming where it stopped" "create on a clone's metadata"
+assert_match "$TOOL_ERR" "clone_check found no problem in the metadata on $meta" "the check before resuming"
 assert_match "$(dm_table c)" " 32 1 no_hydration$" "region size taken from the metadata"
 assert_eq "$(clone_hydrated c)" 3 "hydrated regions after resuming"
 check_data
@@ -95,4 +104,71 @@ tool_ok create c "$src" "$dest" "$meta3" --fresh --no-hydration
 track_dm c
 assert_eq "$TOOL_OUT" /dev/mapper/c "stdout"
 assert_eq "$(clone_hydrated c)" 0 "hydrated regions"
+[[ $TOOL_ERR != *clone_check* ]] || fail "blank metadata was checked: $TOOL_ERR"
+dm_remove c
+
+# le DEV BYTE N: the little-endian N-byte number at BYTE of DEV (O_DIRECT).
+le() {
+	dd if="$1" bs=4096 skip=$(($2 / 4096)) count=1 iflag=direct status=none |
+		od -An -tu"$3" -j$(($2 % 4096)) -N"$3" | tr -d ' '
+}
+
+log "damaged metadata: create refuses to resume it"
+meta4=$(mkdev meta4 4)
+bad=$(mkdev bad 4)
+tool_ok create c "$src" "$dest" "$meta4" --region 16k --no-hydration
+track_dm c
+fill_pattern /dev/mapper/c 5 0 64			# regions 0 and 1
+dm_remove c
+dd if="$meta4" of="$bad" bs=1M iflag=direct oflag=direct status=none
+# 1024 regions: the bitset's btree root is a leaf; its first value is the
+# first array block (values follow the 32-byte header and max_entries keys).
+leaf=$(le "$bad" 188 8)
+maxe=$(le "$bad" $((leaf * 4096 + 20)) 4)
+ablock=$(le "$bad" $((leaf * 4096 + 32 + 8 * maxe)) 8)
+printf '\x55' | dd of="$bad" bs=1 seek=$((ablock * 4096 + 100)) conv=notrunc,fsync status=none
+bad_sum=$(dev_sum "$bad")
+tool_refuses 1 "the metadata device $bad holds damaged dm-clone metadata, so the clone is not resumed.*block $ablock: array block: bad checksum.*clone_repair.*Documentation/metadata-tools.rst" \
+	create c "$src" "$dest" "$bad"
+no_dm c
+assert_eq "$(dev_sum "$bad")" "$bad_sum" "damaged metadata after the refusal"
+
+log "--skip-check: not checked (the kernel refuses that table itself)"
+tool_refuses 1 "warning: --skip-check: the metadata on $bad is not checked.*the kernel refused the clone table" \
+	create c "$src" "$dest" "$bad" --skip-check
+no_dm c
+assert_eq "$(dev_sum "$bad")" "$bad_sum" "damaged metadata after --skip-check"
+tool_ok create c "$src" "$dest" "$meta4" --skip-check --no-hydration
+track_dm c
+assert_match "$TOOL_ERR" "warning: --skip-check: the metadata on $meta4 is not checked" "--skip-check on sound metadata"
+[[ $TOOL_ERR != *"clone_check found"* ]] || fail "--skip-check ran clone_check: $TOOL_ERR"
+assert_eq "$(clone_hydrated c)" 2 "hydrated regions, resumed with --skip-check"
+dm_remove c
+
+log "the needs_check flag: --skip-check refused; checked, cleared, resumed"
+meta5=$(mkdev meta5 4)
+clone_dump "$meta4" >"$TEST_TMP/dump.xml" || fail "clone_dump $meta4 failed"
+sed -i 's/ flags="0">/ flags="1">/' "$TEST_TMP/dump.xml"
+grep -q ' flags="1">' "$TEST_TMP/dump.xml" || fail "no flags in the dump: $(head -n 1 "$TEST_TMP/dump.xml")"
+clone_restore -i "$TEST_TMP/dump.xml" -o "$meta5" || fail "clone_restore onto $meta5 failed"
+assert_eq "$(le "$meta5" 4 4)" 1 "the superblock's flags with needs_check set"
+md_sum=$(dev_sum "$meta5")
+tool_refuses 1 "the metadata device $meta5 has its needs_check flag set.*--skip-check is refused" \
+	create c "$src" "$dest" "$meta5" --skip-check
+no_dm c
+assert_eq "$(dev_sum "$meta5")" "$md_sum" "metadata after the refused --skip-check"
+tool_ok create c "$src" "$dest" "$meta5" --no-hydration
+track_dm c
+assert_match "$TOOL_ERR" "the metadata device $meta5 had its needs_check flag set; clone_check found no problem, and the flag is cleared" \
+	"create on metadata with needs_check set"
+assert_eq "$(clone_hydrated c)" 2 "hydrated regions after the flag was cleared"
+check_pattern /dev/mapper/c 5 0 64
+dm_remove c
+assert_eq "$(le "$meta5" 4 4)" 0 "the superblock's flags after the resume"
+
+log "no clone_check installed: one warning, resumed unchecked"
+DMCLONE_CLONE_CHECK=/nonexistent/clone_check tool_ok create c "$src" "$dest" "$meta4" --no-hydration
+track_dm c
+assert_eq "$(grep -c "clone_check not found; metadata not checked" <<<"$TOOL_ERR")" 1 "warnings about clone_check missing"
+assert_eq "$(clone_hydrated c)" 2 "hydrated regions, resumed unchecked"
 log "ok"

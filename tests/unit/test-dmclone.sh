@@ -10,12 +10,20 @@
 # `dmclone size` (and of the metadata tools) uses the constants and the
 # expression of the kernel's min_metadata_blocks() in dm-clone-metadata.c
 # (so a change there fails here until the tools follow), and gives the
-# sizes computed by hand; `dmclone --version` prints the VERSION file's version.
-# Run by `make -C tests/unit`.
+# sizes computed by hand; `dmclone --version` prints the VERSION file's
+# version. The metadata check before `dmclone create` resumes a clone
+# (create_check_metadata): with a stand-in clone_check, each of its exit
+# statuses, the needs_check flag, --skip-check and a missing clone_check
+# give the documented outcome, message and calls; clone_check is found
+# where the documentation says, in that order; and the real clone_check
+# (tools/clone-md) passes a sound image, clears a set needs_check flag and
+# refuses a damaged one. Run by `make -C tests/unit`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 tool=$root/scripts/dmclone
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 
 # shellcheck source=tests/unit/check.sh
 . "$here/check.sh"
@@ -110,5 +118,157 @@ rc=0; "$tool" size --size lots 2>/dev/null || rc=$?
 check "size --size lots is a usage error" eq "$rc" 2
 
 check "--version" eq "$("$tool" --version)" "dmclone $(cat "$root/VERSION")"
+
+# create_check_metadata MD FLAGS SKIP with a stand-in clone_check: it
+# appends its arguments to $FAKE_CALLS, prints FAKE_OUT and exits FAKE_RC
+# (FAKE_CLEAR_RC with --clear-needs-check-flag, printing nothing).
+printf '%s\n' '#!/bin/bash' \
+	'echo "$*" >>"$FAKE_CALLS"' \
+	'case " $* " in *" --clear-needs-check-flag "*) exit "${FAKE_CLEAR_RC:-0}" ;; esac' \
+	'[ -z "${FAKE_OUT:-}" ] || printf "%s\n" "$FAKE_OUT"' \
+	'exit "${FAKE_RC:-0}"' >"$tmp/fake_check"
+chmod +x "$tmp/fake_check"
+export FAKE_CALLS=$tmp/calls
+# mdc FLAGS SKIP [VAR=VALUE...]: the check of /dev/md-x, with those
+# environment variables; MRC, MOUT, MERR and MCALLS hold the result.
+mdc() {
+	local flags=$1 skip=$2
+	shift 2
+	: >"$FAKE_CALLS"
+	MRC=0
+	MOUT=$(env DMCLONE_CLONE_CHECK="$tmp/fake_check" "$@" bash -c \
+		'. "$1"; create_check_metadata /dev/md-x "$2" "$3"' dmclone "$tool" "$flags" "$skip" \
+		2>"$tmp/err") || MRC=$?
+	MERR=$(cat "$tmp/err")
+	MCALLS=$(cat "$FAKE_CALLS")
+}
+# has TEXT ERE: TEXT matches the extended regular expression ERE.
+has() { grep -qE -- "$2" <<<"$1" || { printf '  %q does not match /%s/\n' "$1" "$2" >&2; return 1; }; }
+nl=$'\n'
+
+mdc 0 0
+check "sound metadata: resumed" eq "$MRC" 0
+check "sound metadata: clone_check run read-only on METADATA" eq "$MCALLS" /dev/md-x
+check "sound metadata: said on stderr" eq "$MERR" "dmclone: clone_check found no problem in the metadata on /dev/md-x"
+check "sound metadata: nothing on stdout" eq "$MOUT" ""
+mdc 2 0
+check "flags without needs_check: no flag cleared" eq "$MRC/$MCALLS" 0//dev/md-x
+
+mdc 0 0 FAKE_RC=1 FAKE_OUT="block 262: array block: bad checksum 0x1 (computed 0x2)"
+check "damaged metadata: refused with exit 1" eq "$MRC" 1
+check "damaged metadata: clone_check run once" eq "$MCALLS" /dev/md-x
+check "damaged metadata: the refusal names the device and says it is not resumed" \
+	has "$MERR" "^dmclone: the metadata device /dev/md-x holds damaged dm-clone metadata, so the clone is not resumed. clone_check found:$"
+check "damaged metadata: what clone_check found, indented" \
+	has "$MERR" "^  block 262: array block: bad checksum 0x1 \(computed 0x2\)$"
+check "damaged metadata: points to clone_repair and the documentation" \
+	has "$MERR" "repair it onto another device with clone_repair \(see clone_repair\(8\), and 'After a crash' in Documentation/metadata-tools.rst\)"
+check "damaged metadata: nothing on stdout" eq "$MOUT" ""
+many=$(for i in $(seq 1 25); do echo "block $i: bad"; done)
+mdc 0 0 FAKE_RC=1 FAKE_OUT="$many"
+check "many problems: the first 20 shown" eq "$(grep -c '^  block [0-9]*: bad$' <<<"$MERR")" 20
+check "many problems: the rest counted" has "$MERR" "^  \.\.\. and 5 more lines \(clone_check /dev/md-x lists them all\)$"
+
+mdc 0 0 FAKE_RC=2 FAKE_OUT="clone_check: /dev/md-x: cannot open: Permission denied"
+check "clone_check failing: refused with exit 1" eq "$MRC" 1
+check "clone_check failing: says so, with its status and message" \
+	eq "$MERR" "dmclone: cannot check the metadata device /dev/md-x: $tmp/fake_check exited with status 2, so the clone is not resumed. It said:$nl  clone_check: /dev/md-x: cannot open: Permission denied"
+
+mdc 1 0
+check "needs_check on sound metadata: resumed" eq "$MRC" 0
+check "needs_check on sound metadata: checked, then the flag cleared" \
+	eq "$MCALLS" "/dev/md-x$nl--clear-needs-check-flag /dev/md-x"
+check "needs_check on sound metadata: said" \
+	eq "$MERR" "dmclone: the metadata device /dev/md-x had its needs_check flag set; clone_check found no problem, and the flag is cleared"
+mdc 3 0 FAKE_RC=1 FAKE_OUT="block 0: superblock: unknown flags 0x2"
+check "needs_check on damaged metadata: refused, the flag kept" eq "$MRC/$MCALLS" 1//dev/md-x
+check "needs_check on damaged metadata: the refusal names the flag" \
+	has "$MERR" "holds damaged dm-clone metadata \(its needs_check flag is set: a metadata operation failed"
+mdc 1 0 FAKE_CLEAR_RC=1
+check "needs_check not cleared: refused" eq "$MRC" 1
+check "needs_check not cleared: said" has "$MERR" "clearing the flag failed, so the clone is not resumed"
+
+mdc 0 1
+check "--skip-check: resumed unchecked" eq "$MRC/$MCALLS" 0/
+check "--skip-check: warns" eq "$MERR" "dmclone: warning: --skip-check: the metadata on /dev/md-x is not checked"
+mdc 1 1
+check "--skip-check with needs_check: refused, unchecked" eq "$MRC/$MCALLS" 1/
+check "--skip-check with needs_check: says why" \
+	has "$MERR" "^dmclone: the metadata device /dev/md-x has its needs_check flag set \(.*\), so --skip-check is refused. Run the command without --skip-check"
+
+mdc 0 0 DMCLONE_CLONE_CHECK="$tmp/none"
+check "no clone_check: resumed" eq "$MRC/$MCALLS" 0/
+check "no clone_check: one warning" \
+	eq "$MERR" "dmclone: warning: clone_check not found; metadata not checked (DMCLONE_CLONE_CHECK=$tmp/none is not an executable file)"
+mdc 1 0 DMCLONE_CLONE_CHECK="$tmp/none"
+check "no clone_check, needs_check set: refused" eq "$MRC" 1
+check "no clone_check, needs_check set: says why" \
+	has "$MERR" "needs_check flag set .*, but clone_check, which checks it, is not installed"
+
+# Where clone_check is found: beside the tool, then on PATH, then (from
+# the source tree only) in tools/. The tool's own path, $0, is given to
+# bash -c; PATH holds only what find_clone_check needs besides.
+mkdir -p "$tmp/sbin" "$tmp/bin" "$tmp/core" "$tmp/tree/scripts" "$tmp/tree/tools"
+for c in dirname readlink; do ln -s "$(type -P "$c")" "$tmp/core/$c"; done
+for c in "$tmp/sbin/clone_check" "$tmp/bin/clone_check" "$tmp/tree/tools/clone_check"; do
+	cp "$tmp/fake_check" "$c"
+done
+# found AS PATH [VERSION]: where the tool run as AS finds clone_check
+# (VERSION: as installed, with that version).
+found() {
+	env -u DMCLONE_CLONE_CHECK PATH="$2" "$BASH" -c \
+		'. "$1"; [ -z "$2" ] || DMCLONE_VERSION=$2; find_clone_check || echo none' "$1" "$tool" "${3:-}"
+}
+check "clone_check beside the tool first" eq "$(found "$tmp/sbin/dmclone" "$tmp/core:$tmp/bin")" "$tmp/sbin/clone_check"
+check "clone_check on PATH next" eq "$(found "$tmp/usr/dmclone" "$tmp/core:$tmp/bin")" "$tmp/bin/clone_check"
+check "clone_check in the source tree's tools/ last" \
+	eq "$(found "$tmp/tree/scripts/dmclone" "$tmp/core")" "$tmp/tree/tools/clone_check"
+check "an installed tool does not look in ../tools" eq "$(found "$tmp/tree/scripts/dmclone" "$tmp/core" 1.0)" none
+check "DMCLONE_CLONE_CHECK before all" \
+	eq "$(DMCLONE_CLONE_CHECK=$tmp/fake_check PATH="$tmp/core:$tmp/bin" "$BASH" -c '. "$1"; find_clone_check' "$tmp/sbin/dmclone" "$tool")" \
+	"$tmp/fake_check"
+
+# The real clone_check on images: sound (resumed), sound with needs_check
+# set (the flag cleared), damaged (refused, naming the block).
+tools=$here/build
+if [ ! -x "$tools/clone_check" ] || [ ! -x "$tools/clone_restore" ]; then
+	tools=$tmp/tools
+	mkdir -p "$tools"
+	${CC:-gcc} -O1 -std=gnu11 -o "$tools/clone_tools" "$root"/tools/clone-md/*.c
+	ln -s clone_tools "$tools/clone_check"
+	ln -s clone_tools "$tools/clone_restore"
+fi
+# image NAME FLAGS: the metadata of a clone of 2048 regions of 16 sectors,
+# 3 of them hydrated, with those superblock flags, in the file $tmp/NAME.
+image() {
+	truncate -s 4M "$tmp/$1"
+	printf '%s\n' "<superblock version=\"1\" region_size=\"16\" target_size=\"32768\" nr_regions=\"2048\" nr_hydrated=\"3\" flags=\"$2\">" \
+		'  <range begin="0" length="2"/>' '  <range begin="62" length="1"/>' '</superblock>' >"$tmp/$1.xml"
+	"$tools/clone_restore" -i "$tmp/$1.xml" -o "$tmp/$1" >/dev/null
+}
+# real NAME: create_check_metadata on the image NAME, with the flags its
+# superblock holds (read as create reads them).
+real() {
+	MRC=0
+	MOUT=$(DMCLONE_CLONE_CHECK="$tools/clone_check" bash -c \
+		'. "$1"; create_check_metadata "$2" "$(read_u32 "$2" 4)" 0' dmclone "$tool" "$tmp/$1" \
+		2>"$tmp/err") || MRC=$?
+	MERR=$(cat "$tmp/err")
+}
+image sound 0
+real sound
+check "real clone_check, sound image: resumed" eq "$MRC" 0
+check "real clone_check, sound image: said" eq "$MERR" "dmclone: clone_check found no problem in the metadata on $tmp/sound"
+image flagged 1
+check "read_u32 reads the needs_check flag" eq "$(read_u32 "$tmp/flagged" 4)" 1
+real flagged
+check "real clone_check, needs_check set: resumed" eq "$MRC" 0
+check "real clone_check, needs_check set: the flag cleared" eq "$(read_u32 "$tmp/flagged" 4)" 0
+check "real clone_check, needs_check cleared: still sound" "$tools/clone_check" --quiet "$tmp/flagged"
+image damaged 0
+printf '\x5a' | dd of="$tmp/damaged" bs=1 seek=1 conv=notrunc status=none
+real damaged
+check "real clone_check, damaged image: refused" eq "$MRC" 1
+check "real clone_check, damaged image: names the block" has "$MERR" "^  block 0: superblock: bad checksum"
 
 check_summary test-dmclone
