@@ -20,7 +20,13 @@
 #     accepts exactly that size;
 #   * create refuses a destination holding ext4 or xfs (saying which),
 #     changes nothing, takes it with --force, resumes onto it without
-#     --force, and without wipefs warns and goes on.
+#     --force, and without wipefs warns and goes on;
+#   * grow: with the source and destination (dm-linear over larger loop
+#     devices) grown, a clone in use grows to the source's size, keeps its
+#     progress and completes byte-exact; a second grow says there is
+#     nothing to grow; a destination smaller than the source, a --size
+#     smaller than the clone, and a clone made with --whole-destination
+#     are refused with the table unchanged.
 # timeout: 240
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/tool.sh"
@@ -32,7 +38,7 @@ need_cmd mkfs.ext4 mkfs.xfs wipefs
 log "--version and the help of the new commands"
 tool_ok --version
 assert_match "$TOOL_OUT" "^dmclone [0-9]+\.[0-9]+\.[0-9]+$" "dmclone --version"
-for c in list remove size; do
+for c in list remove size grow; do
 	tool_ok help "$c"
 	assert_match "$TOOL_OUT" "^Usage: dmclone $c" "dmclone help $c"
 	tool_refuses 2 "dmclone $c: unknown option --bogus" "$c" --bogus
@@ -201,4 +207,40 @@ err=$(PATH=$TEST_TMP/bin dmclone create c3 "$src" "$dest4" "$meta4" --no-hydrati
 track_dm c3
 assert_eq "$rc" 0 "create without wipefs"
 assert_match "$err" "warning: cannot check the destination $dest4 for filesystem, RAID or LVM signatures \(neither wipefs nor util-linux's blkid is installed\)" "the warning without wipefs"
+log "grow"
+gsrcl=$(mkdev gsrcl 24)
+gdestl=$(mkdev gdestl 24)
+gmeta=$(mkdev gmeta 4)
+fill_pattern "$gsrcl" 5
+dm_create gsrc "0 16384 linear $gsrcl 0"
+dm_create gdst "0 16384 linear $gdestl 0"
+tool_ok create g /dev/mapper/gsrc /dev/mapper/gdst "$gmeta" --threshold 8
+track_dm g
+tool_ok grow g
+assert_match "$TOOL_OUT" "^g: already 8 MiB; nothing to grow\.$" "grow with nothing to grow"
+dm_swap_t() { dmsetup load "$1" --table "$2" && dmsetup suspend "$1" && dmsetup resume "$1"; }
+dm_swap_t gsrc "0 49152 linear $gsrcl 0" || fail "growing the source failed"
+before=$(dmsetup table g)
+tool_refuses 1 "the destination /dev/mapper/gdst \(8 MiB\) is smaller than the new size, 24 MiB: grow it first; nothing changed" grow g
+assert_eq "$(dmsetup table g)" "$before" "table after a refused grow"
+dm_swap_t gdst "0 49152 linear $gdestl 0" || fail "growing the destination failed"
+tool_refuses 1 "is smaller than g's, 8 MiB: a clone cannot shrink" grow g --size 4m
+tool_ok grow g --size 16m
+assert_match "$TOOL_OUT" "^g: grown to 16 MiB \(256 regions, 128 new, to be copied\)" "grow --size 16m"
+tool_ok grow g
+assert_match "$TOOL_OUT" "^g: grown to 24 MiB \(384 regions, 128 new, to be copied\)" "grow to the source's size"
+wait_for 60 sh -c '[ "$(dmsetup status g | awk "{ print \$7 }")" = 384/384 ]' ||
+	fail "the grown clone did not complete: $(dmsetup status g)"
+cmp_dev /dev/mapper/g "$gsrcl" 49152 || fail "the grown clone differs from its source"
+tool_ok remove g
+meta5=$(mkdev meta5 4)
+dest5=$(mkdev dest5 32)
+tool_ok create w /dev/mapper/gsrc "$dest5" "$meta5" --whole-destination --no-hydration
+track_dm w
+before=$(dmsetup table w)
+tool_refuses 1 "w maps the rest of its destination after the clone \(create --whole-destination\)" grow w
+assert_eq "$(dmsetup table w)" "$before" "table of a --whole-destination clone after a refused grow"
+tool_ok remove w
+dm_remove gdst
+dm_remove gsrc
 log "ok"
