@@ -43,6 +43,9 @@
 #define MIN_HYDRATIONS			256
 /* Buckets of the in-flight hydration hash table (log2). */
 #define HASH_BITS_REGIONS		12
+/* Ranges a prefetch message may queue, and read hints kept (count). */
+#define PREFETCH_RANGES			1024
+#define READ_HINTS			64
 /* Regions marked per lock hold when a discard marks a range (count). */
 #define DISCARD_MARK_STEP		4096
 /* Back-off before retrying regions whose copy failed (jiffies). */
@@ -355,11 +358,18 @@ int clone_hydrate_for_write(struct clone *clone, struct bio *bio,
 	return DM_MAPIO_SUBMITTED;
 }
 
+/* May copies not asked for by writes start (prefetched ranges)? */
+static bool copy_may_run(struct clone *clone)
+{
+	return test_bit(CLONE_RUNNING, &clone->flags) &&
+	       get_mode(clone) == CM_WRITE;
+}
+
+/* And the background pass, and the copies of what was read? */
 static bool hydration_may_run(struct clone *clone)
 {
 	return test_bit(CLONE_HYDRATION_ENABLED, &clone->flags) &&
-	       test_bit(CLONE_RUNNING, &clone->flags) &&
-	       get_mode(clone) == CM_WRITE;
+	       copy_may_run(clone);
 }
 
 /*
@@ -455,10 +465,158 @@ static unsigned int background_threshold(struct clone *clone)
 	return min_t(u64, t, max_t(u64, w, 1));
 }
 
+/* ---- Copy first: prefetched ranges, regions just read ---- */
+
+/*
+ * Two rings of region ranges are copied before the background pass goes
+ * on, in this order: the ranges a prefetch message asked for (kept until
+ * copied; a full ring refuses more), then the regions reads of uncopied
+ * regions went to the source for (hints: contiguous reads merge into one
+ * range, so that regions read together are copied together; a full ring
+ * forgets its oldest). Copies of both are background copies: the
+ * threshold and the copy window bound them, and they wait for the copies
+ * writes need. Read hints are taken only while hydration is enabled;
+ * prefetched ranges are copied even with background hydration disabled
+ * (they were asked for), but not with a threshold of 0.
+ */
+
+/* Push [@first, @last) at the ring's tail, merged with it if they touch. */
+static bool __want_push(struct clone_want_ring *ring, unsigned long first,
+			unsigned long last, bool forget_oldest)
+{
+	struct clone_want *tail;
+
+	if (ring->len) {
+		tail = &ring->w[(ring->head + ring->len - 1) % ring->size];
+		if (first <= tail->last && last >= tail->first) {
+			tail->first = min(tail->first, first);
+			tail->last = max(tail->last, last);
+			return true;
+		}
+	}
+	if (ring->len == ring->size) {
+		if (!forget_oldest)
+			return false;
+		ring->head = (ring->head + 1) % ring->size;
+		ring->len--;
+	}
+	ring->w[(ring->head + ring->len) % ring->size] =
+		(struct clone_want){ .first = first, .last = last };
+	ring->len++;
+	return true;
+}
+
+void clone_want_read(struct clone *clone, unsigned long region,
+		     unsigned long nr)
+{
+	unsigned long flags;
+
+	if (!test_bit(CLONE_READ_HYDRATION, &clone->flags) ||
+	    !test_bit(CLONE_HYDRATION_ENABLED, &clone->flags))
+		return;
+	spin_lock_irqsave(&clone->lock, flags);
+	__want_push(&clone->read_hints, region, region + nr, true);
+	spin_unlock_irqrestore(&clone->lock, flags);
+	wake_worker(clone);
+}
+
+int clone_prefetch(struct clone *clone, u64 start, u64 len)
+{
+	u64 first, last;
+	bool queued;
+
+	if (!len || start >= clone->ti->len || len > clone->ti->len - start)
+		return -EINVAL;
+	first = start >> clone->region_shift;
+	last = (start + len - 1) >> clone->region_shift;
+	spin_lock_irq(&clone->lock);
+	queued = __want_push(&clone->prefetch, first, last + 1, false);
+	spin_unlock_irq(&clone->lock);
+	if (!queued)
+		return -EBUSY;
+	wake_worker(clone);
+	return 0;
+}
+
+/*
+ * The first region to copy from a ring: the first unhydrated one of its
+ * oldest range (ranges found copied already are dropped), in *@region,
+ * and where that range ends, in *@end. False when the ring has none.
+ */
+static bool want_next(struct clone *clone, struct clone_want_ring *ring,
+		      unsigned long *region, unsigned long *end)
+{
+	struct clone_want *w;
+	unsigned long r;
+
+	spin_lock_irq(&clone->lock);
+	while (ring->len) {
+		w = &ring->w[ring->head];
+		r = dm_clone_find_unhydrated_in(clone->cmd, w->first, w->last);
+		if (r < w->last) {
+			w->first = r;
+			*region = r;
+			*end = w->last;
+			spin_unlock_irq(&clone->lock);
+			return true;
+		}
+		ring->head = (ring->head + 1) % ring->size;
+		ring->len--;
+	}
+	spin_unlock_irq(&clone->lock);
+	return false;
+}
+
+/* Regions [@region, @to) of the ring's oldest range are being copied. */
+static void want_advance(struct clone *clone, struct clone_want_ring *ring,
+			 unsigned long region, unsigned long to)
+{
+	struct clone_want *w;
+
+	spin_lock_irq(&clone->lock);
+	if (ring->len) {
+		w = &ring->w[ring->head];
+		/* Unless the range went (a full ring of hints forgot it). */
+		if (w->first <= region && region < w->last)
+			w->first = min(to, w->last);
+	}
+	spin_unlock_irq(&clone->lock);
+}
+
+/*
+ * Start one copy from the rings, if they hold an uncopied region: true if
+ * a ring had one (even if it was in flight already). Worker context.
+ */
+static bool copy_wanted(struct clone *clone, unsigned int batch)
+{
+	struct clone_want_ring *ring = &clone->prefetch;
+	struct clone_hydration *leader;
+	unsigned long region, end;
+	unsigned int n;
+
+	if (!want_next(clone, ring, &region, &end)) {
+		if (!hydration_may_run(clone))
+			return false;
+		ring = &clone->read_hints;
+		if (!want_next(clone, ring, &region, &end))
+			return false;
+	}
+	n = gather_batch(clone, region, min_t(unsigned long, batch,
+					      end - region), &leader);
+	/* None: in flight (for a write, or the background pass). */
+	want_advance(clone, ring, region, region + max(n, 1U));
+	if (n)
+		start_copy(clone, leader);
+	return true;
+}
+
+/* ---- The background pass ---- */
+
 /*
  * Start background copies until hydration_threshold regions are in
- * flight. A pass walks the bitmap once from region 0; regions whose copy
- * failed are retried by the next pass after a back-off. Worker context.
+ * flight: the ranges to copy first, then the pass. A pass walks the
+ * bitmap once from region 0; regions whose copy failed are retried by the
+ * next pass after a back-off. Worker context.
  */
 void clone_background_hydration(struct clone *clone)
 {
@@ -467,13 +625,20 @@ void clone_background_hydration(struct clone *clone)
 	unsigned long region;
 	bool wrapped = false;
 
-	while (hydration_may_run(clone)) {
+	while (copy_may_run(clone)) {
 		threshold = background_threshold(clone);
 		batch = max(READ_ONCE(clone->hydration_batch_size), 1U);
 		n = atomic_read(&clone->in_flight);
 		if (n >= threshold)
 			return;
 		batch = min(batch, threshold - n);
+
+		if (copy_wanted(clone, batch)) {
+			cond_resched();
+			continue;
+		}
+		if (!hydration_may_run(clone))
+			return;
 
 		region = dm_clone_find_next_unhydrated_region(clone->cmd,
 							      clone->hydration_offset);
@@ -573,6 +738,17 @@ int clone_hydration_init(struct clone *clone)
 		return -ENOMEM;
 	}
 
+	clone->prefetch.size = PREFETCH_RANGES;
+	clone->prefetch.w = kvcalloc(PREFETCH_RANGES, sizeof(struct clone_want),
+				     GFP_KERNEL);
+	clone->read_hints.size = READ_HINTS;
+	clone->read_hints.w = kcalloc(READ_HINTS, sizeof(struct clone_want),
+				      GFP_KERNEL);
+	if (!clone->prefetch.w || !clone->read_hints.w) {
+		ti->error = "Cannot allocate the prefetch rings";
+		return -ENOMEM;
+	}
+
 	r = mempool_init_slab_pool(&clone->hydration_pool, MIN_HYDRATIONS,
 				   hydration_cache);
 	if (r) {
@@ -589,5 +765,7 @@ void clone_hydration_exit(struct clone *clone)
 {
 	clone_copier_exit(&clone->copier);
 	mempool_exit(&clone->hydration_pool);
+	kfree(clone->read_hints.w);
+	kvfree(clone->prefetch.w);
 	kvfree(clone->hash);
 }

@@ -415,11 +415,19 @@ bool dm_clone_is_range_unhydrated(struct dm_clone_metadata *cmd,
 unsigned long dm_clone_find_next_unhydrated_region(struct dm_clone_metadata *cmd,
 						   unsigned long start)
 {
-	unsigned long r = cmd->nr_regions;
+	return dm_clone_find_unhydrated_in(cmd, start, cmd->nr_regions);
+}
 
+unsigned long dm_clone_find_unhydrated_in(struct dm_clone_metadata *cmd,
+					  unsigned long start,
+					  unsigned long end)
+{
+	unsigned long r = end;
+
+	end = min(end, cmd->nr_regions);
 	rcu_read_lock();
-	if (!READ_ONCE(cmd->all_hydrated))
-		r = find_next_zero_bit(cmd->region_map, cmd->nr_regions, start);
+	if (!READ_ONCE(cmd->all_hydrated) && start < end)
+		r = find_next_zero_bit(cmd->region_map, end, start);
 	rcu_read_unlock();
 
 	return r;

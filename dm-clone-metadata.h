@@ -100,6 +100,11 @@ long dm_clone_set_regions_hydrated(struct dm_clone_metadata *cmd,
 unsigned long dm_clone_find_next_unhydrated_region(struct dm_clone_metadata *cmd,
 						   unsigned long start);
 
+/* The same within [@start, @end): @end when every region there is hydrated. */
+unsigned long dm_clone_find_unhydrated_in(struct dm_clone_metadata *cmd,
+					  unsigned long start,
+					  unsigned long end);
+
 /* Number of hydrated regions (in core). Never blocks, any context. */
 unsigned long dm_clone_nr_of_hydrated_regions(struct dm_clone_metadata *cmd);
 

@@ -534,6 +534,7 @@ static int clone_map(struct dm_target *ti, struct bio *bio)
 	if (bio_data_dir(bio) == READ &&
 	    dm_clone_is_range_unhydrated(clone->cmd, region, nr)) {
 		remap_to_source(clone, bio);
+		clone_want_read(clone, region, nr);
 		return DM_MAPIO_REMAPPED;
 	}
 
@@ -549,6 +550,7 @@ static int clone_map(struct dm_target *ti, struct bio *bio)
 
 	if (bio_data_dir(bio) == READ) {
 		remap_to_source(clone, bio);
+		clone_want_read(clone, region, 1);
 		return DM_MAPIO_REMAPPED;
 	}
 
@@ -616,7 +618,7 @@ static void clone_status(struct dm_target *ti, status_type_t type,
 	struct clone *clone = ti->private;
 	unsigned int sz = 0, i, nr_features;
 	u64 used = 0, total = 0;
-	bool no_hydration, no_passdown, noflush;
+	bool no_hydration, no_passdown, no_read, noflush;
 
 	switch (type) {
 	case STATUSTYPE_INFO:
@@ -637,15 +639,18 @@ static void clone_status(struct dm_target *ti, status_type_t type,
 
 		no_hydration = !test_bit(CLONE_HYDRATION_ENABLED, &clone->flags);
 		no_passdown = !test_bit(CLONE_DISCARD_PASSDOWN, &clone->flags);
-		nr_features = no_hydration + no_passdown;
+		/* Printed only when the table gave it: classic lines stay. */
+		no_read = !test_bit(CLONE_READ_HYDRATION, &clone->flags);
+		nr_features = no_hydration + no_passdown + no_read;
 
-		DMEMIT("%u %llu/%llu %llu %lu/%lu %d %u%s%s",
+		DMEMIT("%u %llu/%llu %llu %lu/%lu %d %u%s%s%s",
 		       DM_CLONE_METADATA_BLOCK_SIZE, used, total,
 		       (unsigned long long)clone->region_size,
 		       dm_clone_nr_of_hydrated_regions(clone->cmd),
 		       clone->nr_regions, atomic_read(&clone->in_flight),
 		       nr_features, no_hydration ? " no_hydration" : "",
-		       no_passdown ? " no_discard_passdown" : "");
+		       no_passdown ? " no_discard_passdown" : "",
+		       no_read ? " no_read_hydration" : "");
 		DMEMIT(" 4 hydration_threshold %u hydration_batch_size %u %s",
 		       READ_ONCE(clone->hydration_threshold),
 		       READ_ONCE(clone->hydration_batch_size),
@@ -712,6 +717,26 @@ static int clone_message(struct dm_target *ti, unsigned int argc, char **argv,
 		r = parse_tunable(clone, argv, &v);
 		if (!r)
 			clone_set_threshold(clone, v, true);
+		return r;
+	}
+
+	if (argc == 3 && !strcasecmp(argv[0], "prefetch")) {
+		u64 start, len;
+
+		if (!clone_parse_u64(argv[1], &start) ||
+		    !clone_parse_u64(argv[2], &len)) {
+			DMERR("%s: prefetch takes a start and a length, in sectors: '%s %s'",
+			      clone_device_name(clone), argv[1], argv[2]);
+			return -EINVAL;
+		}
+		r = clone_prefetch(clone, start, len);
+		if (r == -EINVAL)
+			DMERR("%s: prefetch %llu+%llu: not a range inside the clone (%llu sectors)",
+			      clone_device_name(clone), start, len,
+			      (unsigned long long)ti->len);
+		else if (r == -EBUSY)
+			DMERR("%s: prefetch %llu+%llu: too many ranges waiting; try again later",
+			      clone_device_name(clone), start, len);
 		return r;
 	}
 
@@ -897,13 +922,16 @@ static const char err_region_size[] =
 static const char err_core_key[] =
 	"Unknown core argument (valid: hydration_threshold, hydration_batch_size)";
 
+static const char err_feature[] =
+	"Unknown feature (valid: no_hydration, no_discard_passdown, no_read_hydration)";
+
 static int parse_features(struct clone *clone, struct dm_arg_set *as)
 {
 	static const struct dm_arg arg = {
-		0, 2, "Invalid number of feature arguments (0 to 2)"
+		0, 3, "Invalid number of feature arguments (0 to 2, 3 with no_read_hydration)"
 	};
 	struct dm_target *ti = clone->ti;
-	unsigned int argc;
+	unsigned int argc, classic = 0;
 	const char *word;
 	int r;
 
@@ -918,12 +946,21 @@ static int parse_features(struct clone *clone, struct dm_arg_set *as)
 		word = dm_shift_arg(as);
 		if (!strcasecmp(word, "no_hydration")) {
 			clear_bit(CLONE_HYDRATION_ENABLED, &clone->flags);
+			classic++;
 		} else if (!strcasecmp(word, "no_discard_passdown")) {
 			clear_bit(CLONE_DISCARD_PASSDOWN, &clone->flags);
+			classic++;
+		} else if (!strcasecmp(word, "no_read_hydration")) {
+			clear_bit(CLONE_READ_HYDRATION, &clone->flags);
 		} else {
-			ti->error = "Unknown feature (valid: no_hydration, no_discard_passdown)";
+			ti->error = (char *)err_feature;
 			return -EINVAL;
 		}
+	}
+	/* Two classic words at most, as the classic target counts them. */
+	if (classic > 2) {
+		ti->error = (char *)arg.error;
+		return -EINVAL;
 	}
 
 	return 0;
@@ -1166,7 +1203,7 @@ static void destroy_runtime(struct clone *clone)
  *   <metadata dev> <destination dev> <source dev> <region size>
  *   [<#feature args> [<feature arg>]* [<#core args> [<key> <value>]*]]
  *
- * Features: no_hydration, no_discard_passdown.
+ * Features: no_hydration, no_discard_passdown, no_read_hydration.
  * Core arguments: hydration_threshold <regions>, hydration_batch_size
  * <regions>.
  */
@@ -1191,6 +1228,7 @@ static int clone_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->private = clone;
 	set_bit(CLONE_HYDRATION_ENABLED, &clone->flags);
 	set_bit(CLONE_DISCARD_PASSDOWN, &clone->flags);
+	set_bit(CLONE_READ_HYDRATION, &clone->flags);
 
 	r = parse_devices_and_region(clone, argv);
 	if (r)

@@ -31,6 +31,18 @@ enum {
 	CLONE_DISCARD_PASSDOWN,		/* discards reach the destination */
 	CLONE_RUNNING,			/* resumed: background copying may run */
 	CLONE_DONE_EVENT_SENT,		/* "hydration complete" raised */
+	CLONE_READ_HYDRATION,		/* reads of uncopied regions copy them */
+};
+
+/* Regions [first, last) to copy before the background pass goes on. */
+struct clone_want {
+	unsigned long first, last;
+};
+
+/* A ring of such ranges, oldest first. Under clone->lock. */
+struct clone_want_ring {
+	struct clone_want *w;
+	unsigned int size, head, len;
 };
 
 struct clone {
@@ -70,6 +82,9 @@ struct clone {
 	struct bio_list deferred_flushes;	/* empty flushes to commit */
 	struct bio_list deferred_completions;	/* FUA writes to commit */
 	struct hlist_head *hash;		/* hydrations in flight */
+	/* Copy first: ranges asked for by message, ranges just read. */
+	struct clone_want_ring prefetch;
+	struct clone_want_ring read_hints;
 
 	/* Regions being hydrated (background and on demand). */
 	atomic_t in_flight;
@@ -209,6 +224,22 @@ bool clone_end_hydrations(struct clone *clone, struct clone_hydration *leader,
 
 /* Start background copies as the tunables allow. Worker context. */
 void clone_background_hydration(struct clone *clone);
+
+/*
+ * A read of @nr unhydrated regions from @region went to the source: copy
+ * them ahead of the background pass (with read hydration on, and
+ * hydration enabled). Map context.
+ */
+void clone_want_read(struct clone *clone, unsigned long region,
+		     unsigned long nr);
+
+/*
+ * Copy the regions of sectors [@start, @start + @len) before any other
+ * background copy. Returns 0, or -EINVAL for a range outside the target
+ * or empty, -EBUSY when too many ranges wait already (nothing queued).
+ * Process context.
+ */
+int clone_prefetch(struct clone *clone, u64 start, u64 len);
 
 /*
  * Mark regions [@first, @last) hydrated, leaving those in flight to their
