@@ -6,10 +6,12 @@
  * dm-clone-copier.h).
  *
  * A job is cut into pieces of at most CLONE_COPY_PIECE_SECTORS, each read
- * into a buffer and written out from it. The engine's worker starts the
- * reads; I/O completions (any context) queue the buffer back to it, to
- * start the write or to end the piece. When a job's last piece ends, the
- * worker calls the job back.
+ * into a buffer and written out from it, or, when it read only zeroes and
+ * the destination takes zeroes writes, written as one (a thin or sparse
+ * destination stays sparse; one refused makes the engine stop trying).
+ * The engine's worker starts the reads; I/O completions (any context)
+ * queue the buffer back to it, to start the write or to end the piece.
+ * When a job's last piece ends, the worker calls the job back.
  *
  * Buffers are allocated as pieces need them, up to a number that follows
  * the budget (copier_buf_limit()), and kept while copying goes on; the
@@ -24,10 +26,12 @@
 #include <linux/blkdev.h>
 #include <linux/dm-io.h>
 #include <linux/gfp.h>
+#include <linux/highmem.h>
 #include <linux/ktime.h>
 #include <linux/moduleparam.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
+#include <linux/string.h>
 #include <linux/workqueue.h>
 
 #include "dm-clone-compat.h"
@@ -53,6 +57,7 @@ enum {
 	COPIER_FIXED,		/* the user set the budget: no window */
 	COPIER_RELEASE,		/* copying is complete: keep no buffer */
 	COPIER_ALLOC_FAILED,	/* no new buffer until the retry */
+	COPIER_NO_ZEROES,	/* the destination refused a zeroes write */
 };
 
 struct copy_buf {
@@ -62,6 +67,7 @@ struct copy_buf {
 	sector_t sector;
 	sector_t nr_sectors;
 	bool writing;			/* the read is done */
+	bool zeroes;			/* it read zeroes: write zeroes */
 	bool failed;
 	u64 start_ns;			/* when the read was sent */
 	struct page_list *pl;		/* COPY_BUF_PAGES pages, chained */
@@ -323,6 +329,13 @@ static void copy_io_end(struct copy_buf *buf, bool failed)
 	unsigned long flags;
 
 	spin_lock_irqsave(&c->lock, flags);
+	if (failed && buf->zeroes) {
+		/* Write the zeroes read instead, from now on. */
+		set_bit(COPIER_NO_ZEROES, &c->flags);
+		buf->zeroes = false;
+		list_add_tail(&buf->list, &c->read);
+		goto out;
+	}
 	if (failed)
 		buf->failed = true;
 	if (!buf->failed && !buf->writing) {
@@ -331,6 +344,7 @@ static void copy_io_end(struct copy_buf *buf, bool failed)
 	} else {
 		list_add_tail(&buf->list, &c->done);
 	}
+out:
 	spin_unlock_irqrestore(&c->lock, flags);
 	kick_copier(c);
 }
@@ -344,7 +358,8 @@ static void copy_io_done(CLONE_IO_NOTIFY_ARGS)
 static void copy_submit(struct clone_copier *c, struct copy_buf *buf)
 {
 	struct dm_io_request req = {
-		.bi_opf = buf->writing ? REQ_OP_WRITE : REQ_OP_READ,
+		.bi_opf = !buf->writing ? REQ_OP_READ :
+			  buf->zeroes ? REQ_OP_WRITE_ZEROES : REQ_OP_WRITE,
 		.mem.type = DM_IO_PAGE_LIST,
 		.mem.ptr.pl = buf->pl,
 		.notify.fn = copy_io_done,
@@ -359,6 +374,31 @@ static void copy_submit(struct clone_copier *c, struct copy_buf *buf)
 
 	if (clone_dm_io_async(&req, &where))
 		copy_io_end(buf, true);
+}
+
+/*
+ * Did the piece read only zeroes? Then, where the destination takes them,
+ * it is written as a zeroes write: a thin or sparse destination stays
+ * sparse, and no data crosses to it.
+ */
+static bool read_zeroes(struct clone_copier *c, struct copy_buf *buf)
+{
+	size_t left = (size_t)buf->nr_sectors << SECTOR_SHIFT, len;
+	struct page_list *pl = buf->pl;
+	bool zero = true;
+	void *p;
+
+	if (test_bit(COPIER_NO_ZEROES, &c->flags) ||
+	    !bdev_write_zeroes_sectors(c->dest))
+		return false;
+	for (; left && zero; pl = pl->next) {
+		len = min_t(size_t, left, PAGE_SIZE);
+		p = kmap_local_page(pl->page);
+		zero = !memchr_inv(p, 0, len);
+		kunmap_local(p);
+		left -= len;
+	}
+	return zero;
 }
 
 /* A background piece ended: a sample for the window. Worker. */
@@ -431,6 +471,7 @@ static bool start_piece(struct clone_copier *c)
 	buf->nr_sectors = min_t(sector_t, CLONE_COPY_PIECE_SECTORS,
 				job->end - job->next);
 	buf->writing = false;
+	buf->zeroes = false;
 	buf->failed = false;
 	job->next += buf->nr_sectors;
 	job->pieces++;
@@ -476,8 +517,10 @@ static void do_copier(struct work_struct *ws)
 		}
 		if (start_piece(c))
 			more = true;
-		if (write)
+		if (write) {
+			write->zeroes = read_zeroes(c, write);
 			copy_submit(c, write);
+		}
 		cond_resched();
 	} while (more);
 }
