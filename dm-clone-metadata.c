@@ -1073,22 +1073,32 @@ void dm_clone_metadata_release_bitmap(struct dm_clone_metadata *cmd)
 
 /* ---- Commit and abort ---- */
 
-/* Move one word's bits into the open transaction's bitset. */
-static int __word_to_bitset(struct dm_clone_metadata *cmd, unsigned long w,
-			    unsigned long val)
+/*
+ * Write the on-disk bitset word that holds in-core word @w, whole, from the
+ * in-core bitmap: one array update per word, not one per bit (a discard of
+ * a whole large device sets billions). The in-core word may hold bits set
+ * since it was taken: their data was written before they were set, so the
+ * destination flush that follows this pre-commit covers it too.
+ */
+static int __word_to_bitset(struct dm_clone_metadata *cmd, unsigned long w)
 {
-	unsigned long bit;
-	int r;
+	unsigned long di = (unsigned long)((u64)w * BITS_PER_LONG /
+					   BITS_PER_DISK_WORD);
+	__le64 value;
+	u64 v;
 
-	for_each_set_bit(bit, &val, BITS_PER_LONG) {
-		r = dm_bitset_set_bit(&cmd->bitset_info, cmd->bitset_root,
-				      w * BITS_PER_LONG + bit,
-				      &cmd->bitset_root);
-		if (r)
-			return r;
-	}
-
-	return 0;
+#if BITS_PER_LONG == 64
+	v = READ_ONCE(cmd->region_map[w]);
+#else
+	v = READ_ONCE(cmd->region_map[2 * di]);
+	if (2 * di + 1 < cmd->nr_longs)
+		v |= (u64)READ_ONCE(cmd->region_map[2 * di + 1]) << 32;
+#endif
+	value = cpu_to_le64(v);
+	__dm_bless_for_disk(&value);
+	return dm_array_set_value(&cmd->bitset_info.array_info,
+				  cmd->bitset_root, di, &value,
+				  &cmd->bitset_root);
 }
 
 /*
@@ -1125,7 +1135,7 @@ static unsigned long word_array_block(unsigned long w)
 
 int dm_clone_metadata_pre_commit(struct dm_clone_metadata *cmd)
 {
-	unsigned long w = 0, val, flags, blk, last_blk = ULONG_MAX;
+	unsigned long w = 0, flags, blk, last_blk = ULONG_MAX;
 	u64 budget, blocks = 0;
 	bool more = false;
 	int r = 0;
@@ -1172,10 +1182,9 @@ int dm_clone_metadata_pre_commit(struct dm_clone_metadata *cmd)
 		smp_wmb();	/* pairs with dm_clone_changed_this_transaction() */
 		__clear_bit(w, cmd->dirty_words);
 		WRITE_ONCE(cmd->nr_dirty, cmd->nr_dirty - 1);
-		val = cmd->region_map[w];
 		spin_unlock_irqrestore(&cmd->bitmap_lock, flags);
 
-		r = __word_to_bitset(cmd, w, val);
+		r = __word_to_bitset(cmd, w);
 		if (r)
 			goto out;
 		w++;
