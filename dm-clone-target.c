@@ -59,8 +59,9 @@
  * regions and passed to the destination; they are marked after it
  * completes. Regions in flight are left to their hydration. A discard that
  * covers no whole region completes at once, with no effect. The worker
- * marks a large discard in steps of DISCARD_COMMIT_REGIONS, committing
- * after each, so that no transaction grows with the device.
+ * marks discards in steps of DISCARD_COMMIT_REGIONS (over one discard or
+ * many), committing after each, so that no transaction grows with the
+ * device.
  *
  * Commit protocol. The worker commits when a flush or FUA write waits,
  * about once a second when regions were marked, on postsuspend and on a
@@ -366,12 +367,14 @@ static void process_deferred_bios(struct clone *clone)
 
 static void process_discards(struct clone *clone)
 {
+	unsigned long marked = 0;
 	struct clone_bio_data *pb;
 	struct bio_list bios;
 	struct bio *bio;
 
+	/* The ones being marked first, then those passed down since. */
 	take_list(clone, &clone->discards_done, &bios);
-	bio_list_merge(&bios, &clone->discards_marking);
+	bio_list_merge_head(&bios, &clone->discards_marking);
 	bio_list_init(&clone->discards_marking);
 	while ((bio = bio_list_pop(&bios))) {
 		unsigned long end;
@@ -381,21 +384,26 @@ static void process_discards(struct clone *clone)
 			bio_endio(bio);
 			continue;
 		}
-		end = min(pb->last, pb->first + DISCARD_COMMIT_REGIONS);
+		end = min(pb->last, pb->first + DISCARD_COMMIT_REGIONS - marked);
 		clone_mark_discarded(clone, pb->first, end);
+		marked += end - pb->first;
 		pb->first = end;
-		if (end == pb->last) {
+		if (end == pb->last)
 			bio_endio(bio);
+		else
+			bio_list_add_head(&bios, bio);
+		if (marked < DISCARD_COMMIT_REGIONS)
 			continue;
-		}
 		/*
-		 * More to mark: commit this step, and go on with the
-		 * next at the next round of the worker, after the
-		 * flushes waiting.
+		 * A step's worth marked, over one discard or many: commit
+		 * it, and go on with the rest at the next round of the
+		 * worker, after the flushes waiting. Neither a transaction
+		 * nor a hold of the commit lock grows with the discard.
 		 */
 		clone_commit(clone);
-		bio_list_add(&clone->discards_marking, bio);
+		bio_list_merge(&clone->discards_marking, &bios);
 		wake_worker(clone);
+		break;
 	}
 
 	take_list(clone, &clone->deferred_discards, &bios);
