@@ -86,7 +86,7 @@ SOURCES := dm-clone-target.c dm-clone-target.h dm-clone-hydration.c \
 	   tests/kunit/dm-clone-kunit.c
 
 .PHONY: all modules deps have-deps sparse checkpatch static unit check \
-	check-all check-debug kunit-static demo bench install dkms clean help \
+	check-all check-long check-debug kunit-static demo bench install dkms clean help \
 	stress man install-tools uninstall uninstall-tools deb deb-test
 
 all: modules
@@ -137,9 +137,17 @@ fuzz:
 # Debian 12's 6.1, with the module built for it in its suite's chroot
 # (scripts/kernels.sh); the static checks always run on 6.1.
 KERNEL ?=
+# The long tests (031: a clone of 2^31 regions, ten minutes of a guest
+# under software emulation) run apart: `make check-long`, and in CI's
+# second lane.
+LONG_TESTS := 031
 check: deps
 	$(MAKE) static unit
-	tests/run $(if $(filter-out 6.1,$(KERNEL)),--kernel $(KERNEL))
+	tests/run $(if $(filter-out 6.1,$(KERNEL)),--kernel $(KERNEL)) \
+		$(addprefix --skip ,$(LONG_TESTS))
+
+check-long: deps
+	tests/run $(if $(filter-out 6.1,$(KERNEL)),--kernel $(KERNEL)) $(LONG_TESTS)
 
 # The guest suite on 6.1, 6.12 and 7 in turn (scripts/check-all.sh).
 check-all: deps
@@ -278,6 +286,7 @@ help:
 	@echo "make check    build, static checks, unit tests, guest test suite"
 	@echo "              (KERNEL=6.12 or KERNEL=7: the suite on that kernel)"
 	@echo "make check-all  the guest suite on 6.1, 6.12 and 7 in turn"
+	@echo "make check-long the long tests make check leaves out (031: 2^31 regions)"
 	@echo "make check-debug  the guest suite and KUnit tests on the debug kernel"
 	@echo "              (KASAN, lockdep, kmemleak; slow: the kernel build alone ~11 min)"
 	@echo "make demo     show a clone working end to end in a guest"
