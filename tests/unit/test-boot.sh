@@ -263,7 +263,7 @@ chmod +x "$tmp/dmsetup-ls"
 . "$root/completion/dmclone"
 export DMCLONE_DMSETUP=$tmp/dmsetup-ls
 check "complete a command" eq "$(complete_words dmclone cr)" "create "
-check "complete the commands" eq "$(complete_words dmclone "")" "create status watch tune finish list remove size help --help --version "
+check "complete the commands" eq "$(complete_words dmclone "")" "create status watch tune finish list remove grow size help --help --version "
 check "complete create's options" eq "$(complete_words dmclone create x --no)" "--no-hydration --no-discard-passdown "
 check "complete a clone name" eq "$(complete_words dmclone status "")" "vm1 data "
 check "complete a clone name with a prefix" eq "$(complete_words dmclone finish d)" "data "
