@@ -690,19 +690,16 @@ if want 1 || want 2 || want 3 || want 4 || want 5 || want 7; then
 	dm_rm bmeta
 	rmmod brd
 fi
-if want 6; then
+# reps STEP: run STEP once per repetition, each with a RAM disk of its own.
+reps() {
+	local rep
 	for ((rep = 1; rep <= REPS; rep++)); do
-		log "==== memory, rep $rep of $REPS"
-		run memory "$rep"
+		log "==== $1, rep $rep of $REPS"
+		run "$1" "$rep"
 		grep -q '^brd ' /proc/modules && rmmod brd
 	done
-fi
-if want 8; then
-	for ((rep = 1; rep <= REPS; rep++)); do
-		log "==== tools, rep $rep of $REPS"
-		run tools "$rep"
-		grep -q '^brd ' /proc/modules && rmmod brd
-	done
-fi
+}
+if want 6; then reps memory; fi
+if want 8; then reps tools; fi
 log "done"
 exit 0
