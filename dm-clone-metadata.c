@@ -319,9 +319,18 @@ static int __load_bitset_in_core(struct dm_clone_metadata *cmd)
 	if (READ_ONCE(cmd->all_hydrated))
 		return 0;
 
+	memset(&c, 0, sizeof(c));
 	r = dm_array_cursor_begin(&cmd->bitset_info.array_info,
 				  cmd->bitset_root, &c);
 	if (r) {
+		/*
+		 * A begin that fails below the root (an unreadable leaf)
+		 * leaves the btree nodes above it locked; ending the cursor
+		 * releases them (the block manager BUG()s on a held block
+		 * when it is destroyed). Safe on any failed begin: it leaves
+		 * no array block held.
+		 */
+		dm_array_cursor_end(&c);
 		DMERR("cannot read the region bitset: error %d", r);
 		return r == -ENODATA ? -EINVAL : r;
 	}
