@@ -109,8 +109,8 @@ load_case() {
 		what=$(sed -n 's/.*device-mapper: table: [0-9:]*: clone: //p' <<<"$msgs" | head -n 1)
 		[ -n "$what" ] || problem "$kind $damage: refused without the module's reason in the log"
 		# The specific complaint, by the module or persistent-data.
-		what="$what; $(grep -v -e 'device-mapper: table:' -e 'device-mapper: ioctl:' -e 'dmclone-test: mark' <<<"$msgs" |
-			sed 's/^\[[ 0-9.]*\] //' | head -n 1)"
+		what="$what; $(awk '/device-mapper: / && !/device-mapper: (table|ioctl):/ {
+			sub(/^\[[ 0-9.]*\] /, ""); print; exit }' <<<"$msgs")"
 	else
 		_dmc_register dm "$dm"
 		got=$(clone_mode "$dm")
