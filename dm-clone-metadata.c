@@ -321,8 +321,46 @@ static void store_disk_word(struct dm_clone_metadata *cmd, unsigned long i,
 }
 
 /*
+ * The cursor must stand on word @i of the bitset: entry i % 509 of the
+ * array block whose btree key is i / 509. The cursor follows whatever the
+ * btree points to and checks only each block's checksum, so a child
+ * pointer back to a node above (a cycle), or an array block claiming more
+ * or fewer entries than it holds, both sealed with good checksums, would
+ * give it the words of other regions (regions counted hydrated that are
+ * not: the clone reads the destination's garbage), or make it read past
+ * the end of the block.
+ */
+static int check_bitset_position(struct dm_array_cursor *c, unsigned long i)
+{
+	unsigned long block = i / DISK_WORDS_PER_ARRAY_BLOCK;
+	__le64 value_le;
+	u64 key;
+	int r;
+
+	if (c->index != i % DISK_WORDS_PER_ARRAY_BLOCK) {
+		DMERR("region bitset: word %lu is entry %u of its array block, expected %lu",
+		      i, c->index, i % DISK_WORDS_PER_ARRAY_BLOCK);
+		return -EINVAL;
+	}
+	if (c->index)
+		return 0;
+
+	r = dm_btree_cursor_get_value(&c->cursor, &key, &value_le);
+	if (r)
+		return r;
+	if (key != block) {
+		DMERR("region bitset: array block %lu found under btree key %llu (a cycle?)",
+		      block, key);
+		return -EINVAL;
+	}
+
+	return 0;
+}
+
+/*
  * Load the committed bitset into region_map. The array must hold a word
- * for every 64 regions; a shorter one is corrupt. Blocks.
+ * for every 64 regions, each where it belongs; a shorter or misplaced one
+ * is corrupt. Blocks.
  */
 static int __load_bitset_in_core(struct dm_clone_metadata *cmd)
 {
@@ -336,14 +374,26 @@ static int __load_bitset_in_core(struct dm_clone_metadata *cmd)
 	if (READ_ONCE(cmd->all_hydrated))
 		return 0;
 
+	memset(&c, 0, sizeof(c));
 	r = dm_array_cursor_begin(&cmd->bitset_info.array_info,
 				  cmd->bitset_root, &c);
 	if (r) {
+		/*
+		 * A begin that fails below the root (an unreadable leaf)
+		 * leaves the btree nodes above it locked; ending the cursor
+		 * releases them (the block manager BUG()s on a held block
+		 * when it is destroyed). Safe on any failed begin: it leaves
+		 * no array block held.
+		 */
+		dm_array_cursor_end(&c);
 		DMERR("cannot read the region bitset: error %d", r);
 		return r == -ENODATA ? -EINVAL : r;
 	}
 
 	for (i = 0; i < n; i++) {
+		r = check_bitset_position(&c, i);
+		if (r)
+			break;
 		dm_array_cursor_get_value(&c, (void **)&value);
 		store_disk_word(cmd, i, le64_to_cpu(*value));
 		if (i + 1 == n)

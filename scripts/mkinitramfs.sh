@@ -16,7 +16,8 @@
 #     kmod, each with the shared libraries ldd finds;
 #   * dmclone-pattern (tests/lib/pattern.c) and each tools/NAME.c as NAME,
 #     built static here, and clone_tools (tools/clone-md) with its links
-#     clone_check, clone_dump, clone_restore, clone_repair;
+#     clone_check, clone_dump, clone_restore, clone_repair, and md-poke
+#     (tests/unit/md-poke.c, the metadata corruption tool);
 #   * the guest kernel's modules the tests use, with their dependencies as
 #     resolved by `modprobe --show-depends` against that kernel's module
 #     tree (see MODULES below), and a modules.dep made by depmod;
@@ -34,8 +35,9 @@
 # appends them per run as a second, small cpio archive.
 #
 # The image is cached in $DMCLONE_CACHE/initramfs/KVER/ under a hash of its
-# inputs (this script, pattern.c, the kernel package and the versions of the
-# Debian packages the tools come from); an unchanged second run reuses it.
+# inputs (this script, pattern.c, md-poke.c, the kernel package and the
+# versions of the Debian packages the tools come from); an unchanged second
+# run reuses it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
@@ -97,9 +99,11 @@ export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
 pattern_c=$DMCLONE_ROOT/tests/lib/pattern.c
 [ -f "$pattern_c" ] || die "missing $pattern_c"
+md_poke_c=$DMCLONE_ROOT/tests/unit/md-poke.c
 
 hash=$({
 	cat "$0" "$pattern_c" "$MODROOT/.package"
+	cat "$md_poke_c" 2>/dev/null || true
 	cat "$DMCLONE_ROOT"/tools/*.c 2>/dev/null || true
 	cat "$DMCLONE_ROOT"/tools/clone-md/* 2>/dev/null || true
 	[ ! -f "$dmclone_tool" ] || cat "$dmclone_tool" "$DMCLONE_ROOT/VERSION"
@@ -193,6 +197,12 @@ if [ -d "$DMCLONE_ROOT/tools/clone-md" ]; then
 	for t in clone_check clone_dump clone_restore clone_repair; do
 		ln -s clone_tools "$root/usr/local/sbin/$t"
 	done
+	# The corruption tool of the unit tests, for the guest's damaged
+	# metadata tests (058).
+	if [ -f "$md_poke_c" ]; then
+		gcc -O2 -Wall -static -o "$root/usr/local/bin/md-poke" "$md_poke_c" \
+			"$DMCLONE_ROOT/tools/clone-md/crc32c.c"
+	fi
 fi
 if [ -f "$dmclone_tool" ]; then
 	# With its version filled in, as `make install` does.

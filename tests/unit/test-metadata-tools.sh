@@ -266,6 +266,17 @@ for k in sb index bitmap refnode bitset-root bitset-leaf array; do
 done
 damage array flip 300
 expect 0 "superblock sound" "--super-block-only ignores a bad array block" clone_check --super-block-only "$tmp/d.img"
+# md-poke's ptr names the same fields as these offsets.
+for p in "bitset-root 1 $R $((32 + 8 * 252 + 8))" "bitset-leaf 0 $L $((32 + 8 * 252))" \
+	"index 0 $I 16" "sb 0 99 188" "sb 1 98 60" "sb 2 97 68"; do
+	read -r k i v off <<<"$p"
+	damage "$k" ptr "$i" "$v"
+	cp "$tmp/d.img" "$tmp/d2.img"
+	damage "$k" set "$off" 8 "$v"
+	same "$tmp/d2.img" "$tmp/d.img" "md-poke ptr $k $i = set $k $off"
+done
+expect 2 'refnode has no pointer 0' "md-poke ptr refnode" poke "$tmp/d.img" ptr refnode 0 1
+expect 2 'bitset-leaf has no pointer 252' "md-poke ptr past max_entries" poke "$tmp/d.img" ptr bitset-leaf 252 1
 # Cycles and shared blocks.
 damage bitset-root set $((32 + 8 * 252 + 8)) 8 "$R"
 lost[bitset-root]="$((252 * 32576))-$((nr - 1))"
