@@ -1,12 +1,16 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # The dm-clone build. The first half is kbuild's: it serves an out-of-tree
-# build and a drop into drivers/md of a kernel tree, where these two lines
-# go into drivers/md/Makefile (and Kconfig's entry into drivers/md/Kconfig):
+# build and a drop into drivers/md of a kernel tree, where these lines go
+# into drivers/md/Makefile (and Kconfig's entry into drivers/md/Kconfig),
+# the object list being the dm-clone-y line below:
 #
 #	obj-$(CONFIG_DM_CLONE)	+= dm-clone.o
 #	dm-clone-y		+= dm-clone-target.o dm-clone-hydration.o \
 #				   dm-clone-copier.o dm-clone-metadata.o
+#	include $(src)/dm-clone-probes.mk
+#
+# (the last one for a kernel older than the code: see dm-clone-compat.h).
 #
 # The second half wraps kbuild for an out-of-tree build and carries the
 # user-facing targets.
@@ -23,47 +27,9 @@ ifneq ($(PDATA_INC),)
 ccflags-y += -I$(PDATA_INC)
 endif
 
-# Feature probes (see dm-clone-probes.c): dm-clone-features.h, beside the
-# objects, defines CLONE_HAVE_<NAME> for each probe that compiles against
-# this kernel with this kernel's flags. It is regenerated only when the
-# kernel (release, tree, compiler) or the probes change, which its key
-# line records.
-CLONE_PROBES := QL_DISCARD_MISALIGNED CONST_BM_VALIDATOR DM_DEVT_FROM_PATH \
-		PENDING_HOLDERS DM_IO_UNSUP_BITS
-ccflags-y += -I$(obj) -DDM_CLONE_FEATURES
-clean-files += dm-clone-features.h .dm-clone-probes.log
-clone_probe_flags = $(filter-out -Wp$(comma)% -DKBUILD_MODNAME=% \
-			-D__KBUILD_MODNAME=% -DKBUILD_BASENAME=%,$(c_flags)) \
-		    -DKBUILD_MODNAME='"dm_clone_probe"' \
-		    -DKBUILD_BASENAME='"dm_clone_probe"' \
-		    -Werror=incompatible-pointer-types \
-		    -Werror=implicit-function-declaration
-clone_probe_key = $(KERNELRELEASE) $(abspath $(objtree)) \
-		  $(CONFIG_CC_VERSION_TEXT) $(CLONE_PROBES)
-
-$(addprefix $(obj)/,$(dm-clone-y)): \
-	$(obj)/dm-clone-features.h
-
-$(obj)/dm-clone-features.h: $(src)/dm-clone-probes.c FORCE
-	$(Q)key=$$(echo '$(clone_probe_key)' | cksum | cut -d' ' -f1); \
-	if [ -f $@ ] && [ $@ -nt $< ] && grep -qx "/\* key: $$key \*/" $@; then \
-		exit 0; \
-	fi; \
-	echo "  PROBE   $@"; \
-	: >$(obj)/.dm-clone-probes.log; \
-	{ \
-		echo "/* Generated from dm-clone-probes.c by the Makefile: do not edit. */"; \
-		echo "/* key: $$key */"; \
-		for p in $(CLONE_PROBES); do \
-			echo "== $$p" >>$(obj)/.dm-clone-probes.log; \
-			if $(CC) $(clone_probe_flags) -DCLONE_PROBE_$$p \
-				-fsyntax-only $< >>$(obj)/.dm-clone-probes.log 2>&1; then \
-				echo "#define CLONE_HAVE_$$p 1"; \
-			else \
-				echo "/* CLONE_HAVE_$$p: no */"; \
-			fi; \
-		done; \
-	} >$@.tmp && mv $@.tmp $@
+# The feature probes (dm-clone-probes.c, dm-clone-features.h): in a
+# file of their own, which drivers/md/Makefile includes too.
+include $(src)/dm-clone-probes.mk
 
 else
 

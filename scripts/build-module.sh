@@ -62,7 +62,8 @@ if [ "$SUITE" = debug ]; then
 	exec 8>"$build/.lock"
 	flock 8
 	# cp -p keeps the times, so kbuild rebuilds only what changed.
-	for f in "$DMCLONE_ROOT"/Makefile "$DMCLONE_ROOT"/Kconfig "$DMCLONE_ROOT"/dm-clone-*.[ch]; do
+	for f in "$DMCLONE_ROOT"/Makefile "$DMCLONE_ROOT"/Kconfig "$DMCLONE_ROOT"/dm-clone-*.[ch] \
+		"$DMCLONE_ROOT"/dm-clone-probes.mk; do
 		case "$f" in */dm-clone-features.h) continue ;; esac
 		cmp -s "$f" "$build/$(basename "$f")" || cp -p "$f" "$build/"
 	done
@@ -153,7 +154,8 @@ pdata=$src_cache/drivers/md
 build=$DMCLONE_OUT/build/$KVER
 mkdir -p "$build"
 # cp -p keeps the times, so kbuild rebuilds only what changed.
-for f in "$DMCLONE_ROOT"/Makefile "$DMCLONE_ROOT"/Kconfig "$DMCLONE_ROOT"/dm-clone-*.[ch]; do
+for f in "$DMCLONE_ROOT"/Makefile "$DMCLONE_ROOT"/Kconfig "$DMCLONE_ROOT"/dm-clone-*.[ch] \
+	"$DMCLONE_ROOT"/dm-clone-probes.mk; do
 	case "$f" in */dm-clone-features.h) continue ;; esac
 	cmp -s "$f" "$build/$(basename "$f")" || cp -p "$f" "$build/"
 done
