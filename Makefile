@@ -11,6 +11,8 @@
 #	include $(src)/dm-clone-probes.mk
 #
 # (the last one for a kernel older than the code: see dm-clone-compat.h).
+# scripts/intree.sh does that drop in the debug kernel's tree (`make
+# intree`).
 #
 # The second half wraps kbuild for an out-of-tree build and carries the
 # user-facing targets.
@@ -52,7 +54,8 @@ SOURCES := dm-clone-target.c dm-clone-target.h dm-clone-hydration.c \
 	   tests/kunit/dm-clone-kunit.c
 
 .PHONY: all modules deps have-deps sparse checkpatch static unit check \
-	check-all check-debug kunit-static demo bench install dkms clean help \
+	check-all check-debug kunit-static intree intree-checkpatch demo bench \
+	install dkms clean help \
 	stress man install-tools uninstall uninstall-tools deb deb-test
 
 all: modules
@@ -131,6 +134,16 @@ kunit-static: deps
 	if [ $$rc != 0 ] || grep -E "warning:|error:" $$out/log >/dev/null; then \
 		echo "error: tests/kunit: build failed or W=1/sparse warnings above" >&2; rm -rf $$out; exit 1; \
 	fi; rm -rf $$out
+
+# dm-clone.ko built in tree, in drivers/md of (a copy of) the debug
+# kernel's tree with CONFIG_DM_CLONE=m (scripts/intree.sh);
+# intree-checkpatch: the tree's checkpatch.pl --strict on our files as a
+# patch series against that tree.
+intree: deps
+	scripts/intree.sh
+
+intree-checkpatch: deps
+	scripts/intree.sh checkpatch
 
 demo: deps
 	$(MAKE) modules
@@ -246,6 +259,8 @@ help:
 	@echo "make check-all  the guest suite on 6.1, 6.12 and 7 in turn"
 	@echo "make check-debug  the guest suite and KUnit tests on the debug kernel"
 	@echo "              (KASAN, lockdep, kmemleak; slow: the kernel build alone ~11 min)"
+	@echo "make intree   build dm-clone.ko in drivers/md of the debug kernel's tree"
+	@echo "make intree-checkpatch  checkpatch --strict on the patch series for that tree"
 	@echo "make demo     show a clone working end to end in a guest"
 	@echo "make bench    benchmarks (prints tables of ratios)"
 	@echo "make stress   fio verify + hydration + reloads for 20 min (STRESS_SECONDS=N)"

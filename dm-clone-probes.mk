@@ -2,7 +2,7 @@
 #
 # dm-clone's feature probes (see dm-clone-probes.c), for kbuild: included
 # after the dm-clone-y line by our Makefile (out of tree) and, in a kernel
-# tree, by drivers/md/Makefile (see the Makefile's header).
+# tree, by drivers/md/Makefile (scripts/intree.sh writes the line).
 #
 # dm-clone-features.h, beside the objects, defines CLONE_HAVE_<NAME> for
 # each probe that compiles against this kernel with this kernel's flags.
