@@ -11,7 +11,7 @@
 # it (per-object flags: in drivers/md, ccflags-y would reach every target).
 
 CLONE_PROBES := QL_DISCARD_MISALIGNED CONST_BM_VALIDATOR DM_DEVT_FROM_PATH \
-		PENDING_HOLDERS DM_IO_UNSUP_BITS
+		PENDING_HOLDERS DM_IO_UNSUP_BITS DM_H
 $(foreach o,$(dm-clone-y),$(eval CFLAGS_$(o) += -I$(obj) -DDM_CLONE_FEATURES))
 clean-files += dm-clone-features.h .dm-clone-probes.log
 clone_probe_flags = $(filter-out -Wp$(comma)% -DKBUILD_MODNAME=% \
