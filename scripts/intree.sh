@@ -7,13 +7,15 @@
 #
 #   scripts/intree.sh [-- MAKE-ARGS...]  build; print the module's path
 #   scripts/intree.sh patches DIR        write the patch series into DIR
+#                                        (its *.patch files replaced)
 #   scripts/intree.sh checkpatch         run the tree's checkpatch.pl
 #                                        --strict on that series
 #
 # The cached tree is never changed (out-of-tree builds and tests/kunit
 # build against it): the build runs in a copy of it, made once per debug
 # kernel (cp -a, ~20 s) in $DMCLONE_OUT/intree/KEY/linux and reused, so a
-# rebuild compiles only what changed (a few seconds). In the copy:
+# rebuild compiles only what changed (10-25 s with 2 CPUs when nothing
+# did). In the copy:
 #
 #   * drivers/md/dm-clone-* (the kernel's own dm-clone, when the tree has
 #     it) and its documentation are deleted by name, unread, when the copy
@@ -27,10 +29,11 @@
 #     Kconfig's entry in place of the kernel's; both rewritten from the
 #     tree's originals each time;
 #   * .config gets CONFIG_DM_CLONE=m (make olddefconfig); then
-#     `make drivers/md/dm-clone.ko` (MAKE-ARGS added, e.g. W=1; the tree's
-#     other modules named too, for modpost), checked to be marked in-tree,
-#     and copied to $DMCLONE_OUT/build/KVER/, where the debug tier's
-#     loader takes it (kernel_module_path).
+#     `make drivers/md/dm-clone.ko` (MAKE-ARGS added, e.g. V=1; the tree's
+#     other modules named too, for modpost), which must print no warning;
+#     the module is checked to be marked in-tree and copied to
+#     $DMCLONE_OUT/build/KVER/, where the debug tier's loader takes it
+#     (kernel_module_path).
 #
 # The patch series is what those changes are as patches against the
 # tree: a scratch git repository of the tree's drivers/md/Makefile and
@@ -48,7 +51,7 @@ usage() { sed -n '4,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit "${1:-2}"; 
 cmd=build dest=
 case "${1:-}" in
 -h|--help) usage 0 ;;
-patches) cmd=patches; dest=${2:-}; [ -n "$dest" ] || usage ;;
+patches) cmd=patches; [ -n "${2:-}" ] || usage; dest=$(realpath -m "$2") ;;
 checkpatch) cmd=checkpatch ;;
 --) shift ;;
 "") ;;
@@ -89,9 +92,12 @@ objs=$(awk '
 [ -n "$objs" ] || die "no dm-clone-y line in $DMCLONE_ROOT/Makefile"
 
 # --- The copy of the tree. ---
-if [ ! -f "$dir/.copied" ] || [ "$(cat "$dir/.copied")" != "$kdir" ]; then
+# Made again when the cached tree is not the one copied (rebuilt: its
+# stamp is newer).
+copied="$kdir $(stat -c %Y "$(dirname "$kdir")/.done")"
+if [ ! -f "$dir/.copied" ] || [ "$(cat "$dir/.copied")" != "$copied" ]; then
 	note "in-tree: copying $kdir into $tree"
-	rm -rf "$tree" "$dir/.copied"
+	rm -rf "$tree" "$tree.tmp" "$dir/.copied"
 	cp -a "$kdir" "$tree.tmp"
 	# The kernel's own dm-clone, by name: never read.
 	rm -f "$tree.tmp"/drivers/md/dm-clone-* \
@@ -101,11 +107,11 @@ if [ ! -f "$dir/.copied" ] || [ "$(cat "$dir/.copied")" != "$kdir" ]; then
 	# The tree's modules (a single-target build rewrites modules.order).
 	sed 's/\.o$/.ko/' "$tree.tmp/modules.order" >"$dir/modules.order"
 	mv "$tree.tmp" "$tree"
-	echo "$kdir" >"$dir/.copied"
+	echo "$copied" >"$dir/.copied"
 	# Copies for older debug kernels (their cache entries are gone or
 	# going: debug-kernel.sh keeps two).
 	for d in "$base"/*/; do
-		if [ -f "$d/.copied" ] && [ ! -d "$(cat "$d/.copied")" ]; then
+		if [ -f "$d/.copied" ] && [ ! -d "$(cut -d' ' -f1 "$d/.copied")" ]; then
 			rm -rf "$d"
 		fi
 	done
@@ -116,7 +122,8 @@ fi
 # line), the include right after it; the obj- line stays or is added
 # after the last obj-$(CONFIG_DM_...).
 makefile_lines() {
-	awk -v objs="$objs" '
+	objs=$objs awk '
+	BEGIN { objs = ENVIRON["objs"] }
 	function add(l) { lines[++nl] = l }
 	function ours(   n, i, w, l) {
 		n = split(objs, w, " ")
@@ -157,7 +164,8 @@ makefile_lines() {
 # config line) in place of the tree's config DM_CLONE, or before the last
 # endif.
 kconfig_lines() {
-	awk -v entry="$(sed -n '/^config /,$p' "$DMCLONE_ROOT/Kconfig")" '
+	entry=$(sed -n '/^config /,$p' "$DMCLONE_ROOT/Kconfig") awk '
+	BEGIN { entry = ENVIRON["entry"] }
 	in_old && /^(config|menuconfig|endif|endmenu|if|menu|source|choice|comment)([ \t]|$)/ {
 		in_old = 0
 	}
@@ -187,11 +195,13 @@ put() { cmp -s "$1" "$2" || cp "$1" "$2"; }
 
 apply() {
 	local f
-	# Files of ours that are gone from the repository.
-	for f in "$md"/dm-clone-*; do
+	# Files of ours that are gone from the repository (not the generated
+	# header).
+	for f in "$md"/dm-clone-*.[ch] "$md"/dm-clone-*.mk; do
 		[ -e "$f" ] || continue
-		case " ${ours[*]} " in *" $(basename "$f") "*) ;; *)
-			case "$f" in *.[ch]|*.mk) rm -f "$f" ;; esac ;;
+		case " ${ours[*]} dm-clone-features.h " in
+		*" $(basename "$f") "*) ;;
+		*) rm -f "$f" ;;
 		esac
 	done
 	for f in "${ours[@]}"; do put "$DMCLONE_ROOT/$f" "$md/$f"; done
@@ -282,6 +292,8 @@ make -C "$tree" -j"$jobs" drivers/md/dm-clone.ko "${modules[@]}" "$@" \
 	tail -n 40 "$dir/build.log" >&2
 	die "the in-tree build failed (log: $dir/build.log)"
 }
+! grep -E "warning:|error:" "$dir/build.log" >&2 ||
+	die "the in-tree build printed warnings (above; log: $dir/build.log)"
 grep -qx CONFIG_DM_CLONE=m "$tree/include/config/auto.conf" ||
 	die "CONFIG_DM_CLONE=m is not in $tree/include/config/auto.conf"
 [ "$(modinfo -F intree "$md/dm-clone.ko")" = Y ] ||
