@@ -12,7 +12,7 @@
 #
 # (the last one for a kernel older than the code: see dm-clone-compat.h).
 # scripts/intree.sh does that drop in the debug kernel's tree (`make
-# intree`).
+# intree`), and the debug tier runs on the module built there.
 #
 # The second half wraps kbuild for an out-of-tree build and carries the
 # user-facing targets.
@@ -118,10 +118,11 @@ check-all: deps
 # The guest suite on the debug kernel (scripts/debug-kernel.sh: KASAN,
 # lockdep, kmemleak, sleeping-in-atomic checks, KUnit), built from
 # Debian's linux-source and cached (its first build: ~11 min with 2 CPUs),
-# the suite many times the 6.1 suite's time. The KUnit module is
-# statically checked against that kernel's tree first.
+# the suite many times the 6.1 suite's time, on dm-clone.ko built in that
+# kernel's tree (scripts/intree.sh). The KUnit module is statically
+# checked against that tree first, and our files as a patch series.
 check-debug: deps
-	$(MAKE) static unit kunit-static
+	$(MAKE) static unit kunit-static intree-checkpatch
 	tests/run --kernel debug
 
 # tests/kunit built W=1 with sparse against the debug kernel's tree (the
@@ -136,9 +137,9 @@ kunit-static: deps
 	fi; rm -rf $$out
 
 # dm-clone.ko built in tree, in drivers/md of (a copy of) the debug
-# kernel's tree with CONFIG_DM_CLONE=m (scripts/intree.sh);
-# intree-checkpatch: the tree's checkpatch.pl --strict on our files as a
-# patch series against that tree.
+# kernel's tree with CONFIG_DM_CLONE=m (scripts/intree.sh; the debug tier
+# builds it so); intree-checkpatch: the tree's checkpatch.pl --strict on
+# our files as a patch series against that tree.
 intree: deps
 	scripts/intree.sh
 

@@ -3,7 +3,9 @@
 #
 # Build dm-clone in a kernel tree, where it is meant to live: drivers/md of
 # the debug kernel's tree (scripts/debug-kernel.sh), with CONFIG_DM_CLONE=m.
-# The distribution kernels' builds stay out of tree.
+# This is how the debug tier gets its module (scripts/build-module.sh
+# --kernel debug runs it); the distribution kernels' builds stay out of
+# tree.
 #
 #   scripts/intree.sh [-- MAKE-ARGS...]  build; print the module's path
 #   scripts/intree.sh patches DIR        write the patch series into DIR
