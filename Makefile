@@ -1,12 +1,18 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # The dm-clone build. The first half is kbuild's: it serves an out-of-tree
-# build and a drop into drivers/md of a kernel tree, where these two lines
-# go into drivers/md/Makefile (and Kconfig's entry into drivers/md/Kconfig):
+# build and a drop into drivers/md of a kernel tree, where these lines go
+# into drivers/md/Makefile (and Kconfig's entry into drivers/md/Kconfig),
+# the object list being the dm-clone-y line below:
 #
 #	obj-$(CONFIG_DM_CLONE)	+= dm-clone.o
 #	dm-clone-y		+= dm-clone-target.o dm-clone-hydration.o \
 #				   dm-clone-copier.o dm-clone-metadata.o
+#	include $(src)/dm-clone-probes.mk
+#
+# (the last one for a kernel older than the code: see dm-clone-compat.h).
+# scripts/intree.sh does that drop in the debug kernel's tree (`make
+# intree`), and the debug tier runs on the module built there.
 #
 # The second half wraps kbuild for an out-of-tree build and carries the
 # user-facing targets.
@@ -23,47 +29,9 @@ ifneq ($(PDATA_INC),)
 ccflags-y += -I$(PDATA_INC)
 endif
 
-# Feature probes (see dm-clone-probes.c): dm-clone-features.h, beside the
-# objects, defines CLONE_HAVE_<NAME> for each probe that compiles against
-# this kernel with this kernel's flags. It is regenerated only when the
-# kernel (release, tree, compiler) or the probes change, which its key
-# line records.
-CLONE_PROBES := QL_DISCARD_MISALIGNED CONST_BM_VALIDATOR DM_DEVT_FROM_PATH \
-		PENDING_HOLDERS DM_IO_UNSUP_BITS
-ccflags-y += -I$(obj) -DDM_CLONE_FEATURES
-clean-files += dm-clone-features.h .dm-clone-probes.log
-clone_probe_flags = $(filter-out -Wp$(comma)% -DKBUILD_MODNAME=% \
-			-D__KBUILD_MODNAME=% -DKBUILD_BASENAME=%,$(c_flags)) \
-		    -DKBUILD_MODNAME='"dm_clone_probe"' \
-		    -DKBUILD_BASENAME='"dm_clone_probe"' \
-		    -Werror=incompatible-pointer-types \
-		    -Werror=implicit-function-declaration
-clone_probe_key = $(KERNELRELEASE) $(abspath $(objtree)) \
-		  $(CONFIG_CC_VERSION_TEXT) $(CLONE_PROBES)
-
-$(addprefix $(obj)/,$(dm-clone-y)): \
-	$(obj)/dm-clone-features.h
-
-$(obj)/dm-clone-features.h: $(src)/dm-clone-probes.c FORCE
-	$(Q)key=$$(echo '$(clone_probe_key)' | cksum | cut -d' ' -f1); \
-	if [ -f $@ ] && [ $@ -nt $< ] && grep -qx "/\* key: $$key \*/" $@; then \
-		exit 0; \
-	fi; \
-	echo "  PROBE   $@"; \
-	: >$(obj)/.dm-clone-probes.log; \
-	{ \
-		echo "/* Generated from dm-clone-probes.c by the Makefile: do not edit. */"; \
-		echo "/* key: $$key */"; \
-		for p in $(CLONE_PROBES); do \
-			echo "== $$p" >>$(obj)/.dm-clone-probes.log; \
-			if $(CC) $(clone_probe_flags) -DCLONE_PROBE_$$p \
-				-fsyntax-only $< >>$(obj)/.dm-clone-probes.log 2>&1; then \
-				echo "#define CLONE_HAVE_$$p 1"; \
-			else \
-				echo "/* CLONE_HAVE_$$p: no */"; \
-			fi; \
-		done; \
-	} >$@.tmp && mv $@.tmp $@
+# The feature probes (dm-clone-probes.c, dm-clone-features.h): in a
+# file of their own, which drivers/md/Makefile includes too.
+include $(src)/dm-clone-probes.mk
 
 else
 
@@ -86,7 +54,8 @@ SOURCES := dm-clone-target.c dm-clone-target.h dm-clone-hydration.c \
 	   tests/kunit/dm-clone-kunit.c
 
 .PHONY: all modules deps have-deps sparse checkpatch static unit check \
-	check-all check-long check-debug kunit-static demo bench install dkms clean help \
+	check-all check-long check-debug kunit-static intree intree-checkpatch \
+	demo bench install dkms clean help \
 	stress man install-tools uninstall uninstall-tools deb deb-test
 
 all: modules
@@ -157,10 +126,11 @@ check-all: deps
 # The guest suite on the debug kernel (scripts/debug-kernel.sh: KASAN,
 # lockdep, kmemleak, sleeping-in-atomic checks, KUnit), built from
 # Debian's linux-source and cached (its first build: ~11 min with 2 CPUs),
-# the suite many times the 6.1 suite's time. The KUnit module is
-# statically checked against that kernel's tree first.
+# the suite many times the 6.1 suite's time, on dm-clone.ko built in that
+# kernel's tree (scripts/intree.sh). The KUnit module is statically
+# checked against that tree first, and our files as a patch series.
 check-debug: deps
-	$(MAKE) static unit kunit-static
+	$(MAKE) static unit kunit-static intree-checkpatch
 	tests/run --kernel debug
 
 # tests/kunit built W=1 with sparse against the debug kernel's tree (the
@@ -173,6 +143,16 @@ kunit-static: deps
 	if [ $$rc != 0 ] || grep -E "warning:|error:" $$out/log >/dev/null; then \
 		echo "error: tests/kunit: build failed or W=1/sparse warnings above" >&2; rm -rf $$out; exit 1; \
 	fi; rm -rf $$out
+
+# dm-clone.ko built in tree, in drivers/md of (a copy of) the debug
+# kernel's tree with CONFIG_DM_CLONE=m (scripts/intree.sh; the debug tier
+# builds it so); intree-checkpatch: the tree's checkpatch.pl --strict on
+# our files as a patch series against that tree.
+intree: deps
+	scripts/intree.sh
+
+intree-checkpatch: deps
+	scripts/intree.sh checkpatch
 
 demo: deps
 	$(MAKE) modules
@@ -289,6 +269,8 @@ help:
 	@echo "make check-long the long tests make check leaves out (031: 2^31 regions)"
 	@echo "make check-debug  the guest suite and KUnit tests on the debug kernel"
 	@echo "              (KASAN, lockdep, kmemleak; slow: the kernel build alone ~11 min)"
+	@echo "make intree   build dm-clone.ko in drivers/md of the debug kernel's tree"
+	@echo "make intree-checkpatch  checkpatch --strict on the patch series for that tree"
 	@echo "make demo     show a clone working end to end in a guest"
 	@echo "make bench    benchmarks (prints tables of ratios)"
 	@echo "make stress   fio verify + hydration + reloads for 20 min (STRESS_SECONDS=N)"

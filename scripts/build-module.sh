@@ -21,14 +21,18 @@
 #   * kbuild runs there; the feature probes (dm-clone-probes.c, see the
 #     Makefile) run as part of it, against that kernel.
 #
-# For SEL debug (scripts/debug-kernel.sh), kbuild runs on the host with
-# the compiler that built that kernel, against its tree, into
-# out/build/KVER/ likewise; the KUnit test module (tests/kunit) is built
-# there too, as out/build/KVER/tests/kunit/dm-clone-kunit.ko.
+# For SEL debug (scripts/debug-kernel.sh), dm-clone.ko is built in tree:
+# scripts/intree.sh drops the sources into drivers/md of a copy of that
+# kernel's tree and builds it there with CONFIG_DM_CLONE=m, with the
+# compiler that built that kernel, into out/build/KVER/ likewise; the
+# KUnit test module (tests/kunit) is built out of tree against the tree
+# itself, as out/build/KVER/tests/kunit/dm-clone-kunit.ko.
 #
-# MAKE-ARGS go to kbuild (for example W=1). The build log is
-# out/build/KVER/build.log. Progress goes to stderr, the path of the
-# module to stdout.
+# MAKE-ARGS go to kbuild (for example W=1; for debug, to the in-tree
+# build too, where they reach the tree's other modules it names). The
+# build log is out/build/KVER/build.log (for debug: the KUnit module's;
+# the in-tree build's is out/intree/KEY/build.log). Progress goes to
+# stderr, the path of the module to stdout.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
@@ -61,22 +65,19 @@ if [ "$SUITE" = debug ]; then
 	# run tests on the debug kernel).
 	exec 8>"$build/.lock"
 	flock 8
+	note "building dm-clone.ko for $KVER in its tree (scripts/intree.sh)"
+	"$here/intree.sh" -- "$@" >/dev/null
 	# cp -p keeps the times, so kbuild rebuilds only what changed.
-	for f in "$DMCLONE_ROOT"/Makefile "$DMCLONE_ROOT"/Kconfig "$DMCLONE_ROOT"/dm-clone-*.[ch]; do
-		case "$f" in */dm-clone-features.h) continue ;; esac
-		cmp -s "$f" "$build/$(basename "$f")" || cp -p "$f" "$build/"
-	done
 	for f in "$DMCLONE_ROOT"/tests/kunit/Makefile "$DMCLONE_ROOT"/tests/kunit/*.c; do
 		cmp -s "$f" "$build/tests/kunit/$(basename "$f")" || cp -p "$f" "$build/tests/kunit/"
 	done
-	note "building dm-clone.ko and dm-clone-kunit.ko for $KVER in $build"
-	{
-		# shellcheck disable=SC2153 # KDIR comes from kernel_select
-		make -C "$KDIR" M="$build" PDATA_INC="$PDATA_INC" modules "$@" &&
-		make -C "$KDIR" M="$build/tests/kunit" modules "$@"
-	} >"$build/build.log" 2>&1 || {
+	note "building dm-clone-kunit.ko for $KVER in $build/tests/kunit"
+	# Its headers from the repository, as for `make kunit-static`.
+	# shellcheck disable=SC2153 # KDIR comes from kernel_select
+	make -C "$KDIR" M="$build/tests/kunit" ccflags-y="-I$DMCLONE_ROOT" modules "$@" \
+		>"$build/build.log" 2>&1 || {
 		tail -n 40 "$build/build.log" >&2
-		die "building the modules for $KVER failed (log: $build/build.log)"
+		die "building the KUnit module for $KVER failed (log: $build/build.log)"
 	}
 	[ -f "$build/dm-clone.ko" ] || die "no $build/dm-clone.ko after the build"
 	echo "$build/dm-clone.ko"
@@ -153,7 +154,8 @@ pdata=$src_cache/drivers/md
 build=$DMCLONE_OUT/build/$KVER
 mkdir -p "$build"
 # cp -p keeps the times, so kbuild rebuilds only what changed.
-for f in "$DMCLONE_ROOT"/Makefile "$DMCLONE_ROOT"/Kconfig "$DMCLONE_ROOT"/dm-clone-*.[ch]; do
+for f in "$DMCLONE_ROOT"/Makefile "$DMCLONE_ROOT"/Kconfig "$DMCLONE_ROOT"/dm-clone-*.[ch] \
+	"$DMCLONE_ROOT"/dm-clone-probes.mk; do
 	case "$f" in */dm-clone-features.h) continue ;; esac
 	cmp -s "$f" "$build/$(basename "$f")" || cp -p "$f" "$build/"
 done

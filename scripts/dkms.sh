@@ -83,7 +83,7 @@ dkms status -m dm-clone -v "$version" 2>/dev/null | grep -q . &&
 	dkms remove "dm-clone/$version" --all >/dev/null
 rm -rf "$dest"
 mkdir -p "$dest/scripts" "$dest/pdata/persistent-data"
-(cd "$root" && cp Makefile Kconfig ./*.c ./*.h "$dest/")
+(cd "$root" && cp Makefile Kconfig dm-clone-probes.mk ./*.c ./*.h "$dest/")
 rm -f "$dest/dm-clone-features.h"
 sed "s/#MODULE_VERSION#/$version/" "$root/dkms.conf" >"$dest/dkms.conf"
 cp "$root/scripts/install-check.sh" "$root/scripts/dkms.sh" "$dest/scripts/"
