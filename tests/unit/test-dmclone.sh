@@ -88,6 +88,7 @@ check "min_metadata_blocks() is the rule dmclone implements (update kernel_md_bl
 	eq "$body" "static u64 min_metadata_blocks(u64 nr_regions) { u64 array_blocks = DIV_ROUND_UP(DIV_ROUND_UP(nr_regions, BITS_PER_DISK_WORD), DISK_WORDS_PER_ARRAY_BLOCK); return array_blocks + array_blocks / 64 + 2 * COMMIT_SLACK_BLOCKS; } "
 
 # The metadata tools carry the same rule (clone_check, clone_restore).
+# shellcheck disable=SC2034 # read by the check's eval below
 tbody=$(sed -n '/^uint64_t min_metadata_blocks(uint64_t nr_regions)/,/^}/p' "$root/tools/clone-md/super.c" | tr -s ' \t\n' ' ')
 check "the tools' min_metadata_blocks() is the kernel's rule" \
 	eval '[[ "$tbody" == *"return array_blocks + array_blocks / 64 + 2 * $KERNEL_COMMIT_SLACK_BLOCKS; }"* ]]'
@@ -270,5 +271,84 @@ printf '\x5a' | dd of="$tmp/damaged" bs=1 seek=1 conv=notrunc status=none
 real damaged
 check "real clone_check, damaged image: refused" eq "$MRC" 1
 check "real clone_check, damaged image: names the block" has "$MERR" "^  block 0: superblock: bad checksum"
+
+# dmclone prefetch: the parser of filefrag's extent table, the merging of
+# the ranges in the order given, the regions they cover, and the device
+# numbers stat prints. Canned 'filefrag -e -b512' output (e2fsprogs 1.47):
+# extents with and without the "expected" column, flags, one not
+# allocated yet (delalloc), inline data, and lines that are no extents.
+pad='            '	# filefrag pads the empty flags column with blanks
+ff=$(cat <<FF
+Filesystem type is: ef53
+File size of /dev/fd/3 is 1048576 (2048 blocks of 512 bytes)
+ ext:     logical_offset:        physical_offset: length:   expected: flags:
+   0:        0..      79:  381779112.. 381779191:     80:$pad
+   1:       80..     319:  381685776.. 381686015:    240:  381779192:
+   2:      320..     399:  381686016.. 381686095:     80:             merged
+   3:      400..     479:  381773208.. 381773287:     80:  381686096: unwritten
+   4:      480..     495:          0..         0:      0:             unknown_loc,delalloc
+   5:      496..     511:      4096..      4111:     16:       4000: shared,last,eof
+bash: 6 extents found
+   7:        0..      59:          0..        59:     60:             last,not_aligned,inline,eof
+  12:        0..       7:          0..         0:      0:             last,unknown_loc,delalloc,eof
+FF
+)
+check "filefrag_extents: physical start and length of each extent, skipped ones named" \
+	eq "$(filefrag_extents <<<"$ff")" "381779112 80
+381685776 240
+381686016 80
+381773208 80
+skip unknown_loc,delalloc
+4096 16
+skip inline
+skip unknown_loc,delalloc"
+check "filefrag_extents: an empty file has none" \
+	eq "$(printf '%s\n' 'Filesystem type is: ef53' 'File size of /dev/fd/3 is 0 (0 blocks of 512 bytes)' 'bash: 0 extents found' | filefrag_extents)" ""
+big=' 0:   0..   7:  8589934592.. 8589934599:   8:   last,eof'
+check "filefrag_extents: past 2^32 sectors" eq "$(filefrag_extents <<<"$big")" "8589934592 8"
+# In sectors (REGION 1): adjacent and overlapping ranges merge with the
+# one before, in order; a range that comes back below is not moved.
+check "merge_ranges: adjacent and overlapping merged, order kept" \
+	eq "$(printf '%s\n' "100 8" "108 8" "112 8" "500 8" "50 8" "58 2" "100 4" | merge_ranges 1)" "100 20
+500 8
+50 10
+100 4"
+check "merge_ranges: a gap of one sector is no merge at REGION 1" \
+	eq "$(printf '%s\n' "0 8" "9 8" | merge_ranges 1)" "0 8
+9 8"
+# In regions of 128 sectors: ranges whose regions touch are merged (no
+# region added), those a region apart are not.
+check "merge_ranges: regions touching merged" \
+	eq "$(printf '%s\n' "0 8" "200 8" "256 8" "520 8" "1000 24" "900 10" | merge_ranges 128)" "0 264
+520 8
+900 124"
+check "merge_ranges: a range before the tail's regions merges into it" \
+	eq "$(printf '%s\n' "300 8" "130 8" | merge_ranges 128)" "130 178"
+check "merge_ranges: LIMIT trims a range across it, drops those past it" \
+	eq "$(printf '%s\n' "0 8" "1000 100" "1024 8" "5000 1" | merge_ranges 8 1024)" "0 8
+1000 24"
+check "merge_ranges: nothing in, nothing out" eq "$(merge_ranges 128 </dev/null)" ""
+check "merge_ranges: empty lines and zero lengths ignored" \
+	eq "$(printf '%s\n' "" "8 0" "16 8" "" | merge_ranges 1)" "16 8"
+check "merge_ranges: past 2^32 sectors" \
+	eq "$(printf '%s\n' "8589934592 8" "8589934600 8" | merge_ranges 128)" "8589934592 16"
+# The kernel's queue counts regions: first = start / REGION, last =
+# (start + length - 1) / REGION.
+check "range_regions: distinct regions, shared ones once" \
+	eq "$(printf '%s\n' "0 8" "127 2" "500 8" "130 1" "1024 128" | range_regions 128)" 4
+check "range_regions: one sector in one region" eq "$(echo "255 1" | range_regions 128)" 1
+check "range_regions: nothing" eq "$(range_regions 128 </dev/null)" 0
+check "range_regions: of merge_ranges' output" \
+	eq "$(printf '%s\n' "381779112 80" "381685776 240" "381686016 80" | merge_ranges 128 | range_regions 128)" 4
+check "devnum_majmin 253:0" eq "$(devnum_majmin 64768)" 253:0
+check "devnum_majmin 259:300 (minor past 255)" eq "$(devnum_majmin 1114924)" 259:300
+check "devnum_majmin 4095:1048575" eq "$(devnum_majmin 4294967295)" 4095:1048575
+check "devnum_majmin of a mounted filesystem, as stat decodes it" \
+	eq "$(devnum_majmin "$(stat -c %d "$here")")" "$(stat -c '%Hd:%Ld' "$here")"
+check "dmclone help prefetch" eval '"$tool" help prefetch | head -n 1 | grep -q "^Usage: dmclone prefetch NAME PATH"'
+rc=0; "$tool" prefetch c1 2>/dev/null || rc=$?
+check "prefetch without a PATH is a usage error" eq "$rc" 2
+rc=0; "$tool" prefetch c1 /x --timeout 0 2>/dev/null || rc=$?
+check "prefetch --timeout 0 is a usage error" eq "$rc" 2
 
 check_summary test-dmclone
