@@ -351,4 +351,129 @@ check "prefetch without a PATH is a usage error" eq "$rc" 2
 rc=0; "$tool" prefetch c1 /x --timeout 0 2>/dev/null || rc=$?
 check "prefetch --timeout 0 is a usage error" eq "$rc" 2
 
+# dmclone prefetch against stand-ins for dmsetup, filefrag, dmesg and id
+# (the kernel's queue of 1024 ranges is too slow to fill in the guest):
+# the messages sent, in order; a full queue (EBUSY) waited out, or
+# failing at once with --no-wait, or after --timeout; another refusal
+# shown with the kernel's log line; --dry-run sending nothing; the parts
+# past the clone's end left out; a delalloc extent warned about; a clone
+# in read-only mode refused.
+stub=$tmp/stub
+mkdir -p "$stub" "$tmp/pf"
+: >"$tmp/pf/a"
+: >"$tmp/pf/b"
+export STUB=$stub STUB_MM
+STUB_MM=$(devnum_majmin "$(stat -c %d "$tmp/pf/a")")
+printf '%s\n' '#!/bin/sh' 'echo 0' >"$stub/id"
+printf '%s\n' '#!/bin/sh' 'cat "$STUB/ff"' >"$stub/filefrag"
+printf '%s\n' '#!/bin/sh' 'cat "$STUB/klog" 2>/dev/null' >"$stub/dmesg"
+cat >"$stub/dmsetup" <<'SH'
+#!/bin/bash
+# status: a clone of STUB_LEN sectors in 128-sector regions, mode STUB_MODE;
+# message: the call is logged; call number N fails with EBUSY when
+# STUB_BUSY_FROM <= N < STUB_BUSY_TO, with EINVAL when N = STUB_BAD.
+case "$1" in
+status) echo "0 ${STUB_LEN:-1048576} clone 8 10/1000 128 5/8192 0 1 no_hydration 4 hydration_threshold 1 hydration_batch_size 1 ${STUB_MODE:-rw}" ;;
+info) echo "$STUB_MM" ;;
+message)
+	echo "${*:2}" >>"$STUB/calls"
+	n=$(grep -c . "$STUB/calls")
+	if [ "$n" -ge "${STUB_BUSY_FROM:-0}" ] && [ "$n" -lt "${STUB_BUSY_TO:-0}" ]; then
+		echo "[  1.0] device-mapper: clone: $STUB_MM: prefetch $5+$6: too many ranges waiting; try again later" >>"$STUB/klog"
+		echo "device-mapper: message ioctl on $2  failed: Device or resource busy" >&2
+		exit 1
+	fi
+	if [ "$n" = "${STUB_BAD:-0}" ]; then
+		echo "[  1.0] device-mapper: clone: $STUB_MM: prefetch $5+$6: not a range inside the clone (42 sectors)" >>"$STUB/klog"
+		echo "device-mapper: message ioctl on $2  failed: Invalid argument" >&2
+		exit 1
+	fi
+	;;
+*) exit 1 ;;
+esac
+SH
+chmod +x "$stub"/*
+printf '%s\n' ' ext:     logical_offset:        physical_offset: length:   expected: flags:' \
+	'   0:        0..      79:       1024..      1103:     80:' \
+	'   1:       80..      95:       4096..      4111:     16:       1104:' \
+	'   2:       96..     111:       8192..      8207:     16:       4112: last,eof' >"$stub/ff"
+# pf [VAR=VALUE...] -- ARGS...: dmclone prefetch ARGS with the stand-ins
+# first on PATH; the status in PRC, stdout in POUT, stderr in PERR, the
+# messages sent in PCALLS (one per line).
+pf() {
+	local env=()
+	while [ "$1" != -- ]; do env+=("$1"); shift; done
+	shift
+	rm -f "$stub/calls" "$stub/klog"
+	PRC=0
+	POUT=$(env PATH="$stub:$PATH" "${env[@]}" "$tool" prefetch "$@" 2>"$tmp/err") || PRC=$?
+	PERR=$(cat "$tmp/err")
+	PCALLS=$(cat "$stub/calls" 2>/dev/null || true)
+}
+sent3="c1 0 prefetch 1024 80
+c1 0 prefetch 4096 16
+c1 0 prefetch 8192 16"
+pf -- c1 "$tmp/pf/a"
+check "prefetch: exit 0" eq "$PRC" 0
+check "prefetch: one message per range, in order" eq "$PCALLS" "$sent3"
+check "prefetch: the summary" \
+	eq "$POUT" "c1: queued 3 range(s), 56 KiB in 3 region(s), from 1 file(s) (3 extent(s)) to copy first; 0.0% of the clone copied so far."
+# The directory holds a (given already) and b (the stand-in maps it to
+# the same extents: sent again, as they do not follow the same ones).
+pf -- c1 "$tmp/pf/a" "$tmp/pf/a" "$tmp/pf"
+check "prefetch: a file given again (or found in a directory) is mapped once" eq "$PCALLS/$PRC" "$sent3$nl$sent3/0"
+check "prefetch: ... and counted once" has "$POUT" "from 2 file\(s\) \(6 extent\(s\)\)"
+pf STUB_BUSY_FROM=2 STUB_BUSY_TO=4 -- c1 "$tmp/pf/a"
+check "prefetch, queue full twice: waits, then goes on" eq "$PRC" 0
+check "prefetch, queue full twice: the range sent again until queued" eq "$PCALLS" "c1 0 prefetch 1024 80
+c1 0 prefetch 4096 16
+c1 0 prefetch 4096 16
+c1 0 prefetch 4096 16
+c1 0 prefetch 8192 16"
+check "prefetch, queue full twice: the summary" has "$POUT" "^c1: queued 3 range\(s\)"
+pf STUB_BUSY_FROM=2 STUB_BUSY_TO=4 -- c1 "$tmp/pf/a" --no-wait
+check "prefetch --no-wait, queue full: exit 1, nothing on stdout" eq "$PRC/$POUT" 1/
+check "prefetch --no-wait, queue full: stops at once" eq "$PCALLS" "c1 0 prefetch 1024 80
+c1 0 prefetch 4096 16"
+check "prefetch --no-wait, queue full: says how far it got" \
+	eq "$PERR" "dmclone: the kernel's prefetch queue for c1 is full (1024 ranges waiting): 1 of 3 range(s) queued, the rest not (--no-wait). Run this again once some are copied"
+t0=$(now_us)
+pf STUB_BUSY_FROM=1 STUB_BUSY_TO=1000 -- c1 "$tmp/pf/a" --timeout 0.5
+t1=$(now_us)
+check "prefetch --timeout 0.5, queue always full: exit 1" eq "$PRC" 1
+check "prefetch --timeout 0.5, queue always full: says so" \
+	eq "$PERR" "dmclone: the kernel's prefetch queue for c1 stayed full for 0.5 s (--timeout): 0 of 3 range(s) queued, the rest not"
+between() { [ "$1" -ge "$2" ] && [ "$1" -lt "$3" ] || { echo "  $1 is not in [$2, $3)" >&2; return 1; }; }
+check "prefetch --timeout 0.5: waited that long, not much longer" between $((t1 - t0)) 500000 5000000
+check "prefetch --timeout 0.5: tried again meanwhile" eval '[ "$(grep -c . <<<"$PCALLS")" -ge 3 ]'
+pf STUB_BAD=2 -- c1 "$tmp/pf/a"
+check "prefetch, a range refused: exit 1" eq "$PRC" 1
+check "prefetch, a range refused: the kernel's reason, how many were queued" \
+	eq "$PERR" "dmclone: the kernel refused 'prefetch 4096 16' for c1: device-mapper: message ioctl on c1  failed: Invalid argument
+device-mapper: clone: $STUB_MM: prefetch 4096+16: not a range inside the clone (42 sectors)
+1 of 3 range(s) were queued before"
+pf -- c1 "$tmp/pf/a" --dry-run
+check "prefetch --dry-run: the ranges on stdout" eq "$POUT" "1024 80
+4096 16
+8192 16"
+check "prefetch --dry-run: sends nothing" eq "$PCALLS/$PRC" /0
+check "prefetch --dry-run: the summary on stderr" \
+	eq "$PERR" "c1: would queue 3 range(s), 56 KiB in 3 region(s), from 1 file(s) (3 extent(s)); --dry-run: nothing sent"
+pf STUB_LEN=4100 -- c1 "$tmp/pf/a"
+check "prefetch: the parts past the clone's end left out" eq "$PCALLS" "c1 0 prefetch 1024 80
+c1 0 prefetch 4096 4"
+pf STUB_MODE=ro -- c1 "$tmp/pf/a"
+check "prefetch: a clone in read-only mode refused" \
+	eq "$PRC/$PCALLS/$PERR" "1//dmclone: c1 is in read-only metadata mode: it copies nothing (see 'dmclone status c1'); nothing queued"
+cp "$stub/ff" "$tmp/ff-good"
+echo '   3:      112..     127:          0..         0:      0:             last,unknown_loc,delalloc,eof' >>"$stub/ff"
+pf -- c1 "$tmp/pf/a"
+cp "$tmp/ff-good" "$stub/ff"
+check "prefetch, a delalloc extent: the others sent" eq "$PCALLS/$PRC" "$sent3/0"
+check "prefetch, a delalloc extent: a warning to sync first" \
+	eq "$PERR" "dmclone: warning: $tmp/pf/a: 1 extent(s) skipped (unknown_loc,delalloc): not written back yet, or stored in the inode; run 'sync' first to prefetch all of it"
+pf -- c1 /dev/null
+check "prefetch: not a regular file: refused" \
+	eq "$PRC/$PCALLS/$PERR" "1//dmclone: /dev/null is not a regular file (it is a character special file): give files or directories; nothing queued"
+
 check_summary test-dmclone
