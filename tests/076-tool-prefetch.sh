@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # dmclone prefetch NAME PATH...: files of an ext4 on the clone are copied
-# first. The source holds ext4 with files of known sizes; the clone is
-# made with --no-hydration (only prefetch copies) and mounted read-only
-# (ro,noload: nothing is written).
+# first. Its help (three ways) and usage errors (exit 2). The source
+# holds ext4 with files of known sizes; the clone is made with
+# --no-hydration (only prefetch copies) and mounted read-only (ro,noload:
+# nothing is written).
 #   * refused, with nothing copied: a path on another filesystem (/proc,
 #     the guest's /tmp), named with where it lives, also when good paths
 #     come first; a name that is not a clone, or no device; a path that
@@ -79,6 +80,19 @@ landed() {
 	done <<<"$1"
 }
 
+log "usage"
+for form in "prefetch --help" "prefetch -h" "help prefetch"; do
+	# shellcheck disable=SC2086 # the words of the command
+	tool $form
+	assert_eq "$TOOL_RC/$TOOL_ERR" 0/ "exit status and stderr of dmclone $form"
+	assert_match "$TOOL_OUT" "^Usage: dmclone prefetch NAME PATH\.\.\. " "dmclone $form"
+done
+tool_refuses 2 "dmclone prefetch: unknown option --bogus.*dmclone prefetch --help" prefetch x / --bogus
+tool_refuses 2 "expected NAME and at least one PATH" prefetch c
+tool_refuses 2 "--timeout wants a positive number of seconds, not '0'" prefetch x / --timeout 0
+tool_ok --help
+assert_match "$TOOL_OUT" "dmclone prefetch NAME PATH\.\.\." "the overview names prefetch"
+
 log "an ext4 source with files"
 mkfs.ext4 -q -F -b 4096 -E nodiscard "$src" || fail "mkfs.ext4 $src failed"
 mount "$src" "$mnt" || fail "cannot mount the new ext4"
@@ -111,7 +125,6 @@ dm_create lin "0 2048 linear $spare 0"
 tool_refuses 1 "'lin' is not a clone: it is a linear device.*nothing queued" prefetch lin "$mnt/file2"
 dm_remove lin
 tool_refuses 1 "no device-mapper device named 'nosuch'" prefetch nosuch "$mnt/file2"
-tool_refuses 2 "expected NAME and at least one PATH" prefetch c
 src3=$(mkdev src3 1)
 dest3=$(mkdev dest3 1)
 meta3=$(mkdev meta3 4)
