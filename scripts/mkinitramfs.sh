@@ -58,7 +58,7 @@ PACKAGES="busybox-static bash dmsetup fio e2fsprogs xfsprogs util-linux mount
 
 # Tools copied from the host (found on PATH; busybox fills in the rest).
 TOOLS="bash dmsetup fio
-	mke2fs mkfs.ext4 e2fsck fsck.ext4 tune2fs debugfs dumpe2fs resize2fs
+	mke2fs mkfs.ext4 e2fsck fsck.ext4 tune2fs debugfs dumpe2fs resize2fs filefrag
 	mkfs.xfs xfs_repair xfs_db xfs_io xfs_info xfs_admin
 	losetup blkdiscard fstrim blockdev wipefs blkzone fallocate setsid flock
 	lsblk findmnt nsenter taskset ionice

@@ -15,7 +15,8 @@
 #     destination of an active clone and a destination in clonetab, and
 #     nothing else (the source, the metadata, a linear device's lower
 #     device, an unrelated disk);
-#   * completion/dmclone completes commands, options and clone names.
+#   * completion/dmclone completes commands, options, clone names and
+#     prefetch's files.
 # Run by `make -C tests/unit`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -263,12 +264,20 @@ chmod +x "$tmp/dmsetup-ls"
 . "$root/completion/dmclone"
 export DMCLONE_DMSETUP=$tmp/dmsetup-ls
 check "complete a command" eq "$(complete_words dmclone cr)" "create "
-check "complete the commands" eq "$(complete_words dmclone "")" "create status watch tune finish list remove grow size help --help --version "
+check "complete the commands" eq "$(complete_words dmclone "")" "create status watch tune finish list remove grow prefetch size help --help --version "
 check "complete create's options" eq "$(complete_words dmclone create x --no)" "--no-hydration --no-discard-passdown "
 check "complete a clone name" eq "$(complete_words dmclone status "")" "vm1 data "
 check "complete a clone name with a prefix" eq "$(complete_words dmclone finish d)" "data "
 check "no second name" eq "$(complete_words dmclone remove vm1 "")" ""
 check "complete --region" eq "$(complete_words dmclone size --size 1t --region 6)" "64k "
 check "complete help's topic" eq "$(complete_words dmclone help s)" "status size "
+check "complete prefetch's options" eq "$(complete_words dmclone prefetch vm1 --n)" "--no-wait "
+check "complete prefetch's clone name" eq "$(complete_words dmclone prefetch v)" "vm1 "
+mkdir -p "$tmp/pf/dir"
+: >"$tmp/pf/file1"
+check "complete prefetch's PATHs: files and directories" \
+	eq "$(complete_words dmclone prefetch vm1 "$tmp/pf/" | tr ' ' '\n' | sort | paste -sd' ')" "$tmp/pf/dir $tmp/pf/file1"
+check "complete prefetch's further PATHs, after --timeout" \
+	eq "$(complete_words dmclone prefetch vm1 --timeout 5 "$tmp/pf/file1" "$tmp/pf/d")" "$tmp/pf/dir "
 
 check_summary test-boot

@@ -88,6 +88,7 @@ check "min_metadata_blocks() is the rule dmclone implements (update kernel_md_bl
 	eq "$body" "static u64 min_metadata_blocks(u64 nr_regions) { u64 array_blocks = DIV_ROUND_UP(DIV_ROUND_UP(nr_regions, BITS_PER_DISK_WORD), DISK_WORDS_PER_ARRAY_BLOCK); return array_blocks + array_blocks / 64 + 2 * COMMIT_SLACK_BLOCKS; } "
 
 # The metadata tools carry the same rule (clone_check, clone_restore).
+# shellcheck disable=SC2034 # read by the check's eval below
 tbody=$(sed -n '/^uint64_t min_metadata_blocks(uint64_t nr_regions)/,/^}/p' "$root/tools/clone-md/super.c" | tr -s ' \t\n' ' ')
 check "the tools' min_metadata_blocks() is the kernel's rule" \
 	eval '[[ "$tbody" == *"return array_blocks + array_blocks / 64 + 2 * $KERNEL_COMMIT_SLACK_BLOCKS; }"* ]]'
@@ -270,5 +271,209 @@ printf '\x5a' | dd of="$tmp/damaged" bs=1 seek=1 conv=notrunc status=none
 real damaged
 check "real clone_check, damaged image: refused" eq "$MRC" 1
 check "real clone_check, damaged image: names the block" has "$MERR" "^  block 0: superblock: bad checksum"
+
+# dmclone prefetch: the parser of filefrag's extent table, the merging of
+# the ranges in the order given, the regions they cover, and the device
+# numbers stat prints. Canned 'filefrag -e -b512' output (e2fsprogs 1.47):
+# extents with and without the "expected" column, flags, one not
+# allocated yet (delalloc), inline data, and lines that are no extents.
+pad='            '	# filefrag pads the empty flags column with blanks
+ff=$(cat <<FF
+Filesystem type is: ef53
+File size of /dev/fd/3 is 1048576 (2048 blocks of 512 bytes)
+ ext:     logical_offset:        physical_offset: length:   expected: flags:
+   0:        0..      79:  381779112.. 381779191:     80:$pad
+   1:       80..     319:  381685776.. 381686015:    240:  381779192:
+   2:      320..     399:  381686016.. 381686095:     80:             merged
+   3:      400..     479:  381773208.. 381773287:     80:  381686096: unwritten
+   4:      480..     495:          0..         0:      0:             unknown_loc,delalloc
+   5:      496..     511:      4096..      4111:     16:       4000: shared,last,eof
+bash: 6 extents found
+   7:        0..      59:          0..        59:     60:             last,not_aligned,inline,eof
+  12:        0..       7:          0..         0:      0:             last,unknown_loc,delalloc,eof
+FF
+)
+check "filefrag_extents: physical start and length of each extent, skipped ones named" \
+	eq "$(filefrag_extents <<<"$ff")" "381779112 80
+381685776 240
+381686016 80
+381773208 80
+skip unknown_loc,delalloc
+4096 16
+skip inline
+skip unknown_loc,delalloc"
+check "filefrag_extents: an empty file has none" \
+	eq "$(printf '%s\n' 'Filesystem type is: ef53' 'File size of /dev/fd/3 is 0 (0 blocks of 512 bytes)' 'bash: 0 extents found' | filefrag_extents)" ""
+big=' 0:   0..   7:  8589934592.. 8589934599:   8:   last,eof'
+check "filefrag_extents: past 2^32 sectors" eq "$(filefrag_extents <<<"$big")" "8589934592 8"
+# In sectors (REGION 1): adjacent and overlapping ranges merge with the
+# one before, in order; a range that comes back below is not moved.
+check "merge_ranges: adjacent and overlapping merged, order kept" \
+	eq "$(printf '%s\n' "100 8" "108 8" "112 8" "500 8" "50 8" "58 2" "100 4" | merge_ranges 1)" "100 20
+500 8
+50 10
+100 4"
+check "merge_ranges: a gap of one sector is no merge at REGION 1" \
+	eq "$(printf '%s\n' "0 8" "9 8" | merge_ranges 1)" "0 8
+9 8"
+# In regions of 128 sectors: ranges whose regions touch are merged (no
+# region added), those a region apart are not.
+check "merge_ranges: regions touching merged" \
+	eq "$(printf '%s\n' "0 8" "200 8" "256 8" "520 8" "1000 24" "900 10" | merge_ranges 128)" "0 264
+520 8
+900 124"
+check "merge_ranges: a range before the tail's regions merges into it" \
+	eq "$(printf '%s\n' "300 8" "130 8" | merge_ranges 128)" "130 178"
+check "merge_ranges: LIMIT trims a range across it, drops those past it" \
+	eq "$(printf '%s\n' "0 8" "1000 100" "1024 8" "5000 1" | merge_ranges 8 1024)" "0 8
+1000 24"
+check "merge_ranges: nothing in, nothing out" eq "$(merge_ranges 128 </dev/null)" ""
+check "merge_ranges: empty lines and zero lengths ignored" \
+	eq "$(printf '%s\n' "" "8 0" "16 8" "" | merge_ranges 1)" "16 8"
+check "merge_ranges: past 2^32 sectors" \
+	eq "$(printf '%s\n' "8589934592 8" "8589934600 8" | merge_ranges 128)" "8589934592 16"
+# The kernel's queue counts regions: first = start / REGION, last =
+# (start + length - 1) / REGION.
+check "range_regions: distinct regions, shared ones once" \
+	eq "$(printf '%s\n' "0 8" "127 2" "500 8" "130 1" "1024 128" | range_regions 128)" 4
+check "range_regions: one sector in one region" eq "$(echo "255 1" | range_regions 128)" 1
+check "range_regions: nothing" eq "$(range_regions 128 </dev/null)" 0
+check "range_regions: of merge_ranges' output" \
+	eq "$(printf '%s\n' "381779112 80" "381685776 240" "381686016 80" | merge_ranges 128 | range_regions 128)" 4
+check "devnum_majmin 253:0" eq "$(devnum_majmin 64768)" 253:0
+check "devnum_majmin 259:300 (minor past 255)" eq "$(devnum_majmin 1114924)" 259:300
+check "devnum_majmin 4095:1048575" eq "$(devnum_majmin 4294967295)" 4095:1048575
+check "devnum_majmin of a mounted filesystem, as stat decodes it" \
+	eq "$(devnum_majmin "$(stat -c %d "$here")")" "$(stat -c '%Hd:%Ld' "$here")"
+check "dmclone help prefetch" eval '"$tool" help prefetch | head -n 1 | grep -q "^Usage: dmclone prefetch NAME PATH"'
+rc=0; "$tool" prefetch c1 2>/dev/null || rc=$?
+check "prefetch without a PATH is a usage error" eq "$rc" 2
+rc=0; "$tool" prefetch c1 /x --timeout 0 2>/dev/null || rc=$?
+check "prefetch --timeout 0 is a usage error" eq "$rc" 2
+
+# dmclone prefetch against stand-ins for dmsetup, filefrag, dmesg and id
+# (the kernel's queue of 1024 ranges is too slow to fill in the guest):
+# the messages sent, in order; a full queue (EBUSY) waited out, or
+# failing at once with --no-wait, or after --timeout; another refusal
+# shown with the kernel's log line; --dry-run sending nothing; the parts
+# past the clone's end left out; a delalloc extent warned about; a clone
+# in read-only mode refused.
+stub=$tmp/stub
+mkdir -p "$stub" "$tmp/pf"
+: >"$tmp/pf/a"
+: >"$tmp/pf/b"
+export STUB=$stub STUB_MM
+STUB_MM=$(devnum_majmin "$(stat -c %d "$tmp/pf/a")")
+printf '%s\n' '#!/bin/sh' 'echo 0' >"$stub/id"
+printf '%s\n' '#!/bin/sh' 'cat "$STUB/ff"' >"$stub/filefrag"
+printf '%s\n' '#!/bin/sh' 'cat "$STUB/klog" 2>/dev/null' >"$stub/dmesg"
+cat >"$stub/dmsetup" <<'SH'
+#!/bin/bash
+# status: a clone of STUB_LEN sectors in 128-sector regions, mode STUB_MODE;
+# message: the call is logged; call number N fails with EBUSY when
+# STUB_BUSY_FROM <= N < STUB_BUSY_TO, with EINVAL when N = STUB_BAD.
+case "$1" in
+status) echo "0 ${STUB_LEN:-1048576} clone 8 10/1000 128 5/8192 0 1 no_hydration 4 hydration_threshold 1 hydration_batch_size 1 ${STUB_MODE:-rw}" ;;
+info) echo "$STUB_MM" ;;
+message)
+	echo "${*:2}" >>"$STUB/calls"
+	n=$(grep -c . "$STUB/calls")
+	if [ "$n" -ge "${STUB_BUSY_FROM:-0}" ] && [ "$n" -lt "${STUB_BUSY_TO:-0}" ]; then
+		echo "[  1.0] device-mapper: clone: $STUB_MM: prefetch $5+$6: too many ranges waiting; try again later" >>"$STUB/klog"
+		echo "device-mapper: message ioctl on $2  failed: Device or resource busy" >&2
+		exit 1
+	fi
+	if [ "$n" = "${STUB_BAD:-0}" ]; then
+		echo "[  1.0] device-mapper: clone: $STUB_MM: prefetch $5+$6: not a range inside the clone (42 sectors)" >>"$STUB/klog"
+		echo "device-mapper: message ioctl on $2  failed: Invalid argument" >&2
+		exit 1
+	fi
+	;;
+*) exit 1 ;;
+esac
+SH
+chmod +x "$stub"/*
+printf '%s\n' ' ext:     logical_offset:        physical_offset: length:   expected: flags:' \
+	'   0:        0..      79:       1024..      1103:     80:' \
+	'   1:       80..      95:       4096..      4111:     16:       1104:' \
+	'   2:       96..     111:       8192..      8207:     16:       4112: last,eof' >"$stub/ff"
+# pf [VAR=VALUE...] -- ARGS...: dmclone prefetch ARGS with the stand-ins
+# first on PATH; the status in PRC, stdout in POUT, stderr in PERR, the
+# messages sent in PCALLS (one per line).
+pf() {
+	local env=()
+	while [ "$1" != -- ]; do env+=("$1"); shift; done
+	shift
+	rm -f "$stub/calls" "$stub/klog"
+	PRC=0
+	POUT=$(env PATH="$stub:$PATH" "${env[@]}" "$tool" prefetch "$@" 2>"$tmp/err") || PRC=$?
+	PERR=$(cat "$tmp/err")
+	PCALLS=$(cat "$stub/calls" 2>/dev/null || true)
+}
+sent3="c1 0 prefetch 1024 80
+c1 0 prefetch 4096 16
+c1 0 prefetch 8192 16"
+pf -- c1 "$tmp/pf/a"
+check "prefetch: exit 0" eq "$PRC" 0
+check "prefetch: one message per range, in order" eq "$PCALLS" "$sent3"
+check "prefetch: the summary" \
+	eq "$POUT" "c1: queued 3 range(s), 56 KiB in 3 region(s), from 1 file(s) (3 extent(s)) to copy first; 0.0% of the clone copied so far."
+# The directory holds a (given already) and b (the stand-in maps it to
+# the same extents: sent again, as they do not follow the same ones).
+pf -- c1 "$tmp/pf/a" "$tmp/pf/a" "$tmp/pf"
+check "prefetch: a file given again (or found in a directory) is mapped once" eq "$PCALLS/$PRC" "$sent3$nl$sent3/0"
+check "prefetch: ... and counted once" has "$POUT" "from 2 file\(s\) \(6 extent\(s\)\)"
+pf STUB_BUSY_FROM=2 STUB_BUSY_TO=4 -- c1 "$tmp/pf/a"
+check "prefetch, queue full twice: waits, then goes on" eq "$PRC" 0
+check "prefetch, queue full twice: the range sent again until queued" eq "$PCALLS" "c1 0 prefetch 1024 80
+c1 0 prefetch 4096 16
+c1 0 prefetch 4096 16
+c1 0 prefetch 4096 16
+c1 0 prefetch 8192 16"
+check "prefetch, queue full twice: the summary" has "$POUT" "^c1: queued 3 range\(s\)"
+pf STUB_BUSY_FROM=2 STUB_BUSY_TO=4 -- c1 "$tmp/pf/a" --no-wait
+check "prefetch --no-wait, queue full: exit 1, nothing on stdout" eq "$PRC/$POUT" 1/
+check "prefetch --no-wait, queue full: stops at once" eq "$PCALLS" "c1 0 prefetch 1024 80
+c1 0 prefetch 4096 16"
+check "prefetch --no-wait, queue full: says how far it got" \
+	eq "$PERR" "dmclone: the kernel's prefetch queue for c1 is full (1024 ranges waiting): 1 of 3 range(s) queued, the rest not (--no-wait). Run this again once some are copied"
+t0=$(now_us)
+pf STUB_BUSY_FROM=1 STUB_BUSY_TO=1000 -- c1 "$tmp/pf/a" --timeout 0.5
+t1=$(now_us)
+check "prefetch --timeout 0.5, queue always full: exit 1" eq "$PRC" 1
+check "prefetch --timeout 0.5, queue always full: says so" \
+	eq "$PERR" "dmclone: the kernel's prefetch queue for c1 stayed full for 0.5 s (--timeout): 0 of 3 range(s) queued, the rest not"
+between() { [ "$1" -ge "$2" ] && [ "$1" -lt "$3" ] || { echo "  $1 is not in [$2, $3)" >&2; return 1; }; }
+check "prefetch --timeout 0.5: waited that long, not much longer" between $((t1 - t0)) 500000 5000000
+check "prefetch --timeout 0.5: tried again meanwhile" eval '[ "$(grep -c . <<<"$PCALLS")" -ge 3 ]'
+pf STUB_BAD=2 -- c1 "$tmp/pf/a"
+check "prefetch, a range refused: exit 1" eq "$PRC" 1
+check "prefetch, a range refused: the kernel's reason, how many were queued" \
+	eq "$PERR" "dmclone: the kernel refused 'prefetch 4096 16' for c1: device-mapper: message ioctl on c1  failed: Invalid argument
+device-mapper: clone: $STUB_MM: prefetch 4096+16: not a range inside the clone (42 sectors)
+1 of 3 range(s) were queued before"
+pf -- c1 "$tmp/pf/a" --dry-run
+check "prefetch --dry-run: the ranges on stdout" eq "$POUT" "1024 80
+4096 16
+8192 16"
+check "prefetch --dry-run: sends nothing" eq "$PCALLS/$PRC" /0
+check "prefetch --dry-run: the summary on stderr" \
+	eq "$PERR" "c1: would queue 3 range(s), 56 KiB in 3 region(s), from 1 file(s) (3 extent(s)); --dry-run: nothing sent"
+pf STUB_LEN=4100 -- c1 "$tmp/pf/a"
+check "prefetch: the parts past the clone's end left out" eq "$PCALLS" "c1 0 prefetch 1024 80
+c1 0 prefetch 4096 4"
+pf STUB_MODE=ro -- c1 "$tmp/pf/a"
+check "prefetch: a clone in read-only mode refused" \
+	eq "$PRC/$PCALLS/$PERR" "1//dmclone: c1 is in read-only metadata mode: it copies nothing (see 'dmclone status c1'); nothing queued"
+cp "$stub/ff" "$tmp/ff-good"
+echo '   3:      112..     127:          0..         0:      0:             last,unknown_loc,delalloc,eof' >>"$stub/ff"
+pf -- c1 "$tmp/pf/a"
+cp "$tmp/ff-good" "$stub/ff"
+check "prefetch, a delalloc extent: the others sent" eq "$PCALLS/$PRC" "$sent3/0"
+check "prefetch, a delalloc extent: a warning to sync first" \
+	eq "$PERR" "dmclone: warning: $tmp/pf/a: 1 extent(s) skipped (unknown_loc,delalloc): not written back yet, or stored in the inode; run 'sync' first to prefetch all of it"
+pf -- c1 /dev/null
+check "prefetch: not a regular file: refused" \
+	eq "$PRC/$PCALLS/$PERR" "1//dmclone: /dev/null is not a regular file (it is a character special file): give files or directories; nothing queued"
 
 check_summary test-dmclone
