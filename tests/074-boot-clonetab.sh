@@ -32,7 +32,7 @@ finish_unit=/usr/lib/systemd/system/dmclone-finish@.service
 [ -x "$gen" ] || skip "$gen is not in the guest image (scripts/mkinitramfs.sh installs it)"
 [ -f "$finish_unit" ] || skip "$finish_unit is not in the guest image"
 
-# A: 32 MiB, 64 KiB regions (512), its source slow (20 ms a read) and
+# A: 32 MiB, 64 KiB regions (512), its source slow (50 ms a read) and
 # copied one region at a time; B: 16 MiB onto a larger destination.
 srca=$(mkdev srca 32)
 desta=$(mkdev desta 32)
@@ -46,7 +46,7 @@ fill_pattern "$srca" 1
 fill_pattern "$refa" 1
 fill_pattern "$srcb" 2
 fill_pattern "$refb" 2
-dm_create slowa "$(delay_table "$srca" 20)"
+dm_create slowa "$(delay_table "$srca" 50)"
 
 tab=$TEST_TMP/clonetab
 cat >"$tab" <<TAB
