@@ -510,14 +510,21 @@ void clone_want_read(struct clone *clone, unsigned long region,
 		     unsigned long nr)
 {
 	unsigned long flags;
+	bool was_empty;
 
 	if (!test_bit(CLONE_READ_HYDRATION, &clone->flags) ||
 	    !test_bit(CLONE_HYDRATION_ENABLED, &clone->flags))
 		return;
 	spin_lock_irqsave(&clone->lock, flags);
+	was_empty = !clone->read_hints.len;
 	__want_push(&clone->read_hints, region, region + nr, true);
 	spin_unlock_irqrestore(&clone->lock, flags);
-	wake_worker(clone);
+	/*
+	 * A ring that holds ranges already is drained by the worker's copy
+	 * loop, woken by each copy that ends: no wake-up per read.
+	 */
+	if (was_empty)
+		wake_worker(clone);
 }
 
 int clone_prefetch(struct clone *clone, u64 start, u64 len)
