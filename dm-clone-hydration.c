@@ -477,7 +477,9 @@ static unsigned int background_threshold(struct clone *clone)
  * threshold and the copy window bound them, and they wait for the copies
  * writes need. Read hints are taken only while hydration is enabled;
  * prefetched ranges are copied even with background hydration disabled
- * (they were asked for), but not with a threshold of 0.
+ * (they were asked for), but not with a threshold of 0. While copies fail
+ * (in the pass, or during its back-off) both wait for the pass: failing
+ * regions are retried on its schedule only.
  */
 
 /* Push [@first, @last) at the ring's tail, merged with it if they touch. */
@@ -601,6 +603,13 @@ static bool copy_wanted(struct clone *clone, unsigned int batch)
 	unsigned long region, end;
 	unsigned int n;
 
+	/*
+	 * Copies fail in this pass, or the pass waits for its back-off:
+	 * these ranges wait too, or reads of regions that cannot be copied
+	 * would have them copied again and again, past the back-off.
+	 */
+	if (clone->retry_after || atomic_read(&clone->pass_errors))
+		return false;
 	if (!want_next(clone, ring, &region, &end)) {
 		if (!hydration_may_run(clone))
 			return false;
