@@ -133,7 +133,7 @@ dm_remove two
 waiter() {
 	local f c
 	for f in /proc/[0-9]*/cmdline; do
-		c=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
+		c=$( (tr '\0' ' ' <"$f") 2>/dev/null) || continue
 		[[ $c == "dmsetup wait --noflush $1 "[0-9]* ]] || continue
 		f=${f#/proc/}
 		echo "${f%/cmdline}"
@@ -167,7 +167,7 @@ fill_pattern "$src3" 6
 tool_ok create e "$src3" "$dest3" "$meta3" --no-hydration
 track_dm e
 finish_bg e --wait
-wait_for 10 waiter e >/dev/null || fail "finish --wait runs no 'dmsetup wait': $(cat "$TEST_TMP/f.err")"
+wait_for 30 waiter e >/dev/null || fail "finish --wait runs no 'dmsetup wait': $(cat "$TEST_TMP/f.err")"
 w1=$(waiter e)
 sleep 3
 kill -0 "$FPID" 2>/dev/null || fail "finish --wait ended on a paused clone: $(cat "$TEST_TMP/f.err")"
