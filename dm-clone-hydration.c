@@ -596,7 +596,8 @@ static void want_advance(struct clone *clone, struct clone_want_ring *ring,
  * Start one copy from the rings, if they hold an uncopied region: true if
  * a ring had one (even if it was in flight already). Worker context.
  */
-static bool copy_wanted(struct clone *clone, unsigned int batch)
+static bool copy_wanted(struct clone *clone, unsigned int batch,
+			bool hints)
 {
 	struct clone_want_ring *ring = &clone->prefetch;
 	struct clone_hydration *leader;
@@ -611,7 +612,7 @@ static bool copy_wanted(struct clone *clone, unsigned int batch)
 	if (clone->retry_after || atomic_read(&clone->pass_errors))
 		return false;
 	if (!want_next(clone, ring, &region, &end)) {
-		if (!hydration_may_run(clone))
+		if (!hints || !hydration_may_run(clone))
 			return false;
 		ring = &clone->read_hints;
 		if (!want_next(clone, ring, &region, &end))
@@ -639,7 +640,7 @@ void clone_background_hydration(struct clone *clone)
 	struct clone_hydration *leader;
 	unsigned int threshold, batch, n;
 	unsigned long region;
-	bool wrapped = false;
+	bool wrapped = false, hints = true;
 
 	while (copy_may_run(clone)) {
 		threshold = background_threshold(clone);
@@ -649,10 +650,17 @@ void clone_background_hydration(struct clone *clone)
 			return;
 		batch = min(batch, threshold - n);
 
-		if (copy_wanted(clone, batch)) {
+		/*
+		 * Prefetched ranges first; read ranges take turns with the
+		 * pass: scattered reads make one-region copies, which must
+		 * not crowd out the pass's batches.
+		 */
+		if (copy_wanted(clone, batch, hints)) {
+			hints = false;
 			cond_resched();
 			continue;
 		}
+		hints = true;
 		if (!hydration_may_run(clone))
 			return;
 
