@@ -511,15 +511,23 @@ static bool __want_push(struct clone_want_ring *ring, unsigned long first,
 void clone_want_read(struct clone *clone, unsigned long region,
 		     unsigned long nr)
 {
-	unsigned long flags;
+	unsigned long flags, first, last, b;
 	bool was_empty;
 
 	if (!test_bit(CLONE_READ_HYDRATION, &clone->flags) ||
 	    !test_bit(CLONE_HYDRATION_ENABLED, &clone->flags))
 		return;
+	/*
+	 * The whole batches around what was read: scattered reads copied
+	 * region by region would leave the uncopied space in crumbs, and
+	 * the background pass's batches with it.
+	 */
+	b = max(READ_ONCE(clone->hydration_batch_size), 1U);
+	first = region - region % b;
+	last = min(DIV_ROUND_UP(region + nr, b) * b, clone->nr_regions);
 	spin_lock_irqsave(&clone->lock, flags);
 	was_empty = !clone->read_hints.len;
-	__want_push(&clone->read_hints, region, region + nr, true);
+	__want_push(&clone->read_hints, first, last, true);
 	spin_unlock_irqrestore(&clone->lock, flags);
 	/*
 	 * A ring that holds ranges already is drained by the worker's copy
