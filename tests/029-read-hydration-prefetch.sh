@@ -36,14 +36,8 @@ dm_create slow "$(delay_table "$src" 20)"
 # dumped_has FIRST N: after a suspend, clone_dump of the metadata shows
 # regions FIRST..FIRST+N-1 hydrated (inside one run).
 dumped_has() {
-	clone_dump "$meta" | awk -v f="$1" -v n="$2" '
-		match($0, /begin="[0-9]+"/) {
-			b = substr($0, RSTART + 7, RLENGTH - 8) + 0
-			match($0, /length="[0-9]+"/)
-			l = substr($0, RSTART + 8, RLENGTH - 9) + 0
-			if (b <= f && f + n <= b + l) ok = 1
-		}
-		END { exit !ok }'
+	dump_runs "$meta" | awk -v f="$1" -v n="$2" '
+		$1 <= f && f + n <= $1 + $2 { ok = 1 } END { exit !ok }'
 }
 # read_regions FIRST N: one read of regions FIRST..FIRST+N-1 of the clone,
 # which must hold the source's data.

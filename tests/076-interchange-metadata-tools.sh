@@ -24,8 +24,7 @@ table2=${IC_TABLE/ $md / $md2 }
 
 # dumped_count META: the hydrated regions clone_dump lists.
 dumped_count() {
-	clone_dump "$1" | awk 'match($0, /length="[0-9]+"/) {
-		n += substr($0, RSTART + 8, RLENGTH - 9) } END { print n + 0 }'
+	dump_runs "$1" | awk '{ n += $2 } END { print n + 0 }'
 }
 
 log "peer: writes, a discard, a quarter of the copy"

@@ -50,13 +50,7 @@ regions_of() {
 # hydrated (the clone suspended meanwhile, so that it is committed).
 dumped() {
 	dmsetup suspend "$1" || fail "cannot suspend $1"
-	clone_dump "$2" | awk '
-		match($0, /begin="[0-9]+"/) {
-			b = substr($0, RSTART + 7, RLENGTH - 8) + 0
-			match($0, /length="[0-9]+"/)
-			l = substr($0, RSTART + 8, RLENGTH - 9) + 0
-			for (i = b; i < b + l; i++) print i
-		}'
+	dump_runs "$2" | awk '{ for (i = $1; i < $1 + $2; i++) print i }'
 	dmsetup resume "$1" || fail "cannot resume $1"
 }
 hydrated_is() { [ "$(clone_hydrated "$1")" = "$2" ]; }

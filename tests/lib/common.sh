@@ -378,6 +378,17 @@ wait_hydrated() {
 	done
 }
 
+# dump_runs META: the hydrated runs clone_dump lists for the metadata
+# device META, one "BEGIN LENGTH" line each (regions).
+dump_runs() {
+	clone_dump "$1" | awk '
+		match($0, /begin="[0-9]+"/) {
+			b = substr($0, RSTART + 7, RLENGTH - 8)
+			match($0, /length="[0-9]+"/)
+			print b, substr($0, RSTART + 8, RLENGTH - 9)
+		}'
+}
+
 # ---------------------------------------------------------------- asserts
 
 # assert_eq ACTUAL EXPECTED [WHAT]: fail unless equal.
