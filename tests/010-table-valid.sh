@@ -184,7 +184,7 @@ dm_create big "0 $LEN clone $bigmd $dst $src 8 1 no_hydration"
 clone_parse big
 assert_eq "$ST_MD_TOTAL" $((255 * (16384 - 64))) "metadata blocks of a 17 GiB metadata device"
 assert_eq "$ST_REGIONS" 2048 "regions with a big metadata device"
-log_since_mark | grep -q "clone.*metadata.*larger" ||
+log_grep "clone.*metadata.*larger" ||
 	fail "no kernel warning about the metadata device being too large: $(log_since_mark)"
 dm_message big enable_hydration
 wait_hydrated big 60

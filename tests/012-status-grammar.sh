@@ -125,7 +125,7 @@ for spec in "8|1 no_discard_passdown" \
 	# Switching passdown off by itself is said in the kernel log.
 	case "$args" in
 	*[Nn][Oo]_[Dd]iscard*) ;;
-	*) log_since_mark | grep -qi "passdown" ||
+	*) log_grep -i "passdown" ||
 		fail "no kernel log line about disabling discard passdown on null_blk" ;;
 	esac
 	dm_remove r

@@ -37,7 +37,7 @@ log "one block less than $min_blocks is refused, saying what is needed"
 log_mark
 why=$(dm_table_load_should_fail c "$(clone_table "$small" "$dest" /dev/mapper/zsrc $rs 1 no_hydration)")
 assert_match "$why" "too small" "table load error on a metadata device one block short"
-log_since_mark | grep -q "need at least $((min_blocks * 4)) KiB" ||
+log_grep "need at least $((min_blocks * 4)) KiB" ||
 	fail "the kernel log does not give the size needed ($((min_blocks * 4)) KiB): $(log_since_mark | tail -n 3)"
 
 log "the smallest device: $writes regions in $writes array blocks, one commit's worth"

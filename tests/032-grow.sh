@@ -89,7 +89,7 @@ for size in 32 48; do
 	assert_eq "$(clone_mode c)" rw "mode after growing to $size MiB"
 	[ "$(clone_hydrated c)" -ge "$before" ] ||
 		fail "hydrated count went down across the grow: $before, then $(clone_hydrated c)"
-	log_since_mark | grep -q "grown to $((size * mib)) sectors" ||
+	log_grep "grown to $((size * mib)) sectors" ||
 		fail "the kernel log does not say the clone grew to $size MiB"
 	echo $size >"$TEST_TMP/size"
 	wait_for 30 hydrated_at_least c $((before + 32)) || fail "no progress after growing to $size MiB"

@@ -72,9 +72,9 @@ assert_mode c rw "mode after suspend/resume with a failing source"
 left=$((20 - (SECONDS - t_fail)))
 [ $left -le 0 ] || sleep $left
 assert_no_flood "$((SECONDS - t_fail)) s of a failing source" 60
-log_since_mark | grep -q 'failed copies so far: [0-9]' ||
+log_grep 'failed copies so far: [0-9]' ||
 	fail "no 'failed copies so far: N' line in the kernel log"
-log_since_mark | grep -q 'region copies failed so far; retrying in [0-9]* s' ||
+log_grep 'region copies failed so far; retrying in [0-9]* s' ||
 	fail "no 'retrying in S s' line in the kernel log"
 assert_no_event c "$ev0" "dm events on a source failure (no mode change)"
 assert_mode c rw "mode after 20 s of failure"

@@ -60,7 +60,7 @@ dm_swap dflk "$(flakey_table "$destloop" error_writes)"
 dmsetup status c >/dev/null 2>&1 || true
 assert_mode c ro "mode after a failed destination flush"
 [ "$(event_nr c)" -gt "$ev0" ] || fail "no dm event on the switch to read-only"
-log_since_mark | grep -q 'flushing the destination failed' ||
+log_grep 'flushing the destination failed' ||
 	fail "the kernel log does not name the failed destination flush"
 assert_eq "$(clone_hydrated c)" 1 "hydrated regions after the failed flush (the last commit)"
 dm_swap dflk "$(flakey_table "$destloop" up)"
@@ -82,7 +82,7 @@ log_mark
 dmsetup reload c --table "$table" || fail "reload failed"
 dm_swap dflk "$(flakey_table "$destloop" error_writes)"
 dmsetup suspend c || fail "suspend failed"
-log_since_mark | grep -q 'flushing the destination failed' ||
+log_grep 'flushing the destination failed' ||
 	fail "the old table's last commit did not fail on the destination flush"
 dm_swap dflk "$(flakey_table "$destloop" up)"
 dmsetup resume c || fail "resume of the new table failed"

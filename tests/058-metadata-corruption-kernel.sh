@@ -138,7 +138,7 @@ load_case() {
 				;;
 			ro)
 				what+=", ro after a commit: $(log_since_mark | sed -n "s/.*clone: [0-9:]*: \(metadata operation .*\)/\1/p" | head -n 1)"
-				log_since_mark | grep -q "clone: [0-9:]*: switching to read-only mode" ||
+				log_grep "clone: [0-9:]*: switching to read-only mode" ||
 					problem "$kind $damage: ro without its kernel log line"
 				dd_write "/dev/mapper/$dm" $((W2 * rs)) $rs 8 >/dev/null &&
 					problem "$kind $damage: a write to an unhydrated region works in ro mode"

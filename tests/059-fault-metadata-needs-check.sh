@@ -61,15 +61,15 @@ dmsetup status c >/dev/null 2>&1 || true		# forces a commit
 wait_for 10 test "$(clone_mode c)" = ro ||
 	fail "the clone did not go read-only: $(clone_status_noflush c)"
 [ "$(event_nr c)" -gt "$ev" ] || fail "no dm event for the switch to read-only"
-log_since_mark | grep -q 'metadata needs checking: run clone_check' ||
+log_grep 'metadata needs checking: run clone_check' ||
 	fail "the kernel log does not say the metadata needs checking"
 # The flag's own write went through, but its flush did not (dm-flakey
 # fails flushes too): it is written again once the device is back.
-log_since_mark | grep -q 'cannot write the needs_check flag' ||
+log_grep 'cannot write the needs_check flag' ||
 	fail "the kernel log does not say the flag could not be written yet"
 dm_swap mdev "$(md_healthy)"
 dm_remove c
-log_since_mark | grep -q 'needs_check flag set in the superblock' ||
+log_grep 'needs_check flag set in the superblock' ||
 	fail "the flag was not written at the clone's suspend"
 assert_eq "$(sb_flags)" 1 "superblock flags once the device is back"
 
@@ -78,9 +78,9 @@ dm_swap mdev "$(md_healthy)"
 log_mark
 dm_create c "$table"
 assert_eq "$(clone_mode c)" ro "mode of a clone over flagged metadata"
-log_since_mark | grep -q 'needs checking (needs_check flag set)' ||
+log_grep 'needs checking (needs_check flag set)' ||
 	fail "no kernel message about the needs_check flag at load"
-log_since_mark | grep -q 'run clone_check' ||
+log_grep 'run clone_check' ||
 	fail "the kernel message does not say to run clone_check"
 assert_eq "$(clone_hydrated c)" "$hydrated" "hydrated count of the last commit"
 expect_eio_write /dev/mapper/c 8192 8 2 "write to an unhydrated region, read-only"

@@ -78,6 +78,6 @@ link_up() {
 }
 link_loss_scenario "$(lio_disk_wait)" "$back"
 # What made the reads fail rather than wait: the replacement timeout.
-dmesg | grep -q "session recovery timed out after 5 secs" ||
+dmesg | grep "session recovery timed out after 5 secs" >/dev/null ||
 	fail "the kernel log does not show the iSCSI session recovery timing out after 5 s"
 log "ok"

@@ -286,6 +286,14 @@ log_since_mark() {
 	dmesg | awk -v m="${_DMC_MARK:?log_mark first}" 'f; index($0, m) {f = 1}'
 }
 
+# log_grep [GREP-OPTION...] PATTERN: true if a kernel log line since the
+# mark matches. grep reads to the end (no -q): with pipefail, a grep that
+# stops at the first match would fail the pipeline by SIGPIPE whenever the
+# log is still being written out.
+log_grep() {
+	log_since_mark | grep "$@" >/dev/null
+}
+
 # dm_table_load_should_fail NAME TABLE: creating a device NAME with TABLE
 # must fail. Prints the kernel's reason (the "device-mapper: table: ..."
 # lines), so a test can check ti->error. A device that gets created anyway
