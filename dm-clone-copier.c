@@ -67,8 +67,10 @@ struct copy_buf {
 	sector_t sector;
 	sector_t nr_sectors;
 	bool writing;			/* the read is done */
-	bool zeroes;			/* it read zeroes: write zeroes */
+	bool zeroes;			/* a run was written as zeroes */
 	bool failed;
+	bool io_failed;			/* an I/O of the phase failed */
+	unsigned int ios;		/* I/Os of the phase in flight (lock) */
 	u64 start_ns;			/* when the read was sent */
 	struct page_list *pl;		/* COPY_BUF_PAGES pages, chained */
 };
@@ -320,8 +322,9 @@ static void kick_copier(struct clone_copier *c)
 }
 
 /*
- * A piece's read or write is over (or could not be sent): hand the buffer
- * back to the worker, to write it out, or to end the piece. Any context.
+ * One I/O of a piece's read or write is over (or could not be sent); once
+ * the phase's last one is, hand the buffer back to the worker, to write
+ * it out, or to end the piece. Any context.
  */
 static void copy_io_end(struct copy_buf *buf, bool failed)
 {
@@ -329,12 +332,18 @@ static void copy_io_end(struct copy_buf *buf, bool failed)
 	unsigned long flags;
 
 	spin_lock_irqsave(&c->lock, flags);
+	if (failed)
+		buf->io_failed = true;
+	if (--buf->ios)
+		goto out;
+	failed = buf->io_failed;
+	buf->io_failed = false;
 	if (failed && buf->zeroes) {
-		/* Write the zeroes read instead, from now on. */
+		/* Write the zeroes read as data, from now on. */
 		set_bit(COPIER_NO_ZEROES, &c->flags);
 		buf->zeroes = false;
 		list_add_tail(&buf->list, &c->read);
-		goto out;
+		goto kick;
 	}
 	if (failed)
 		buf->failed = true;
@@ -344,9 +353,12 @@ static void copy_io_end(struct copy_buf *buf, bool failed)
 	} else {
 		list_add_tail(&buf->list, &c->done);
 	}
-out:
+kick:
 	spin_unlock_irqrestore(&c->lock, flags);
 	kick_copier(c);
+	return;
+out:
+	spin_unlock_irqrestore(&c->lock, flags);
 }
 
 static void copy_io_done(CLONE_IO_NOTIFY_ARGS)
@@ -354,51 +366,93 @@ static void copy_io_done(CLONE_IO_NOTIFY_ARGS)
 	copy_io_end(context, CLONE_IO_NOTIFY_ERROR);
 }
 
-/* Read the piece into @buf, or write it out. Worker. */
-static void copy_submit(struct clone_copier *c, struct copy_buf *buf)
+/*
+ * Send one I/O of @buf's phase: sectors [@sector, @sector + @count) of
+ * the piece, from or into the buffer at the same place. Worker.
+ */
+static void copy_submit(struct clone_copier *c, struct copy_buf *buf,
+			sector_t sector, sector_t count, bool zeroes)
 {
+	size_t off = (size_t)(sector - buf->sector) << SECTOR_SHIFT;
 	struct dm_io_request req = {
 		.bi_opf = !buf->writing ? REQ_OP_READ :
-			  buf->zeroes ? REQ_OP_WRITE_ZEROES : REQ_OP_WRITE,
+			  zeroes ? REQ_OP_WRITE_ZEROES : REQ_OP_WRITE,
 		.mem.type = DM_IO_PAGE_LIST,
-		.mem.ptr.pl = buf->pl,
+		.mem.ptr.pl = &buf->pl[off >> PAGE_SHIFT],
+		.mem.offset = off & ~PAGE_MASK,
 		.notify.fn = copy_io_done,
 		.notify.context = buf,
 		.client = c->io_client,
 	};
 	struct dm_io_region where = {
 		.bdev = buf->writing ? c->dest : c->source,
-		.sector = buf->sector,
-		.count = buf->nr_sectors,
+		.sector = sector,
+		.count = count,
 	};
 
+	spin_lock_irq(&c->lock);
+	buf->ios++;
+	spin_unlock_irq(&c->lock);
 	if (clone_dm_io_async(&req, &where))
 		copy_io_end(buf, true);
 }
 
 /*
- * Did the piece read only zeroes? Then, where the destination takes them,
- * it is written as a zeroes write: a thin or sparse destination stays
- * sparse, and no data crosses to it.
+ * Do sectors [@sector, @sector + @count) of the piece hold only zeroes?
+ * Then, where the destination takes them, they are written as a zeroes
+ * write: a thin or sparse destination stays sparse, and no data crosses
+ * to it.
  */
-static bool read_zeroes(struct clone_copier *c, struct copy_buf *buf)
+static bool read_zeroes(struct clone_copier *c, struct copy_buf *buf,
+			sector_t sector, sector_t count)
 {
-	size_t left = (size_t)buf->nr_sectors << SECTOR_SHIFT, len;
-	struct page_list *pl = buf->pl;
+	size_t off = (size_t)(sector - buf->sector) << SECTOR_SHIFT;
+	size_t left = (size_t)count << SECTOR_SHIFT, len;
+	struct page_list *pl = &buf->pl[off >> PAGE_SHIFT];
 	bool zero = true;
 	void *p;
 
 	if (test_bit(COPIER_NO_ZEROES, &c->flags) ||
 	    !bdev_write_zeroes_sectors(c->dest))
 		return false;
-	for (; left && zero; pl = pl->next) {
-		len = min_t(size_t, left, PAGE_SIZE);
+	off &= ~PAGE_MASK;
+	for (; left && zero; pl = pl->next, off = 0) {
+		len = min_t(size_t, left, PAGE_SIZE - off);
 		p = kmap_local_page(pl->page);
-		zero = !memchr_inv(p, 0, len);
+		zero = !memchr_inv(p + off, 0, len);
 		kunmap_local(p);
 		left -= len;
 	}
 	return zero;
+}
+
+/*
+ * The piece is read: write what the job holds of it, run by run (all of
+ * it for a job without write_run), runs of zeroes as zeroes writes.
+ * Worker.
+ */
+static void write_piece(struct clone_copier *c, struct copy_buf *buf)
+{
+	struct clone_copy_job *job = buf->job;
+	sector_t s = buf->sector, end = buf->sector + buf->nr_sectors, e;
+	bool z;
+
+	buf->ios = 1;	/* until every run is sent */
+	buf->zeroes = false;
+	while (s < end) {
+		e = end;
+		if (job->write_run) {
+			s = job->write_run(job, s, end, &e);
+			if (s >= end)
+				break;
+			e = min(e, end);
+		}
+		z = read_zeroes(c, buf, s, e - s);
+		buf->zeroes |= z;
+		copy_submit(c, buf, s, e - s, z);
+		s = e;
+	}
+	copy_io_end(buf, false);
 }
 
 /* A background piece ended: a sample for the window. Worker. */
@@ -473,6 +527,8 @@ static bool start_piece(struct clone_copier *c)
 	buf->writing = false;
 	buf->zeroes = false;
 	buf->failed = false;
+	buf->io_failed = false;
+	buf->ios = 1;	/* until the read is sent */
 	job->next += buf->nr_sectors;
 	job->pieces++;
 	if (!urgent)
@@ -484,7 +540,8 @@ static bool start_piece(struct clone_copier *c)
 	}
 	c->pieces_started++;
 	buf->start_ns = ktime_get_ns();
-	copy_submit(c, buf);
+	copy_submit(c, buf, buf->sector, buf->nr_sectors, false);
+	copy_io_end(buf, false);
 	return true;
 }
 
@@ -517,10 +574,8 @@ static void do_copier(struct work_struct *ws)
 		}
 		if (start_piece(c))
 			more = true;
-		if (write) {
-			write->zeroes = read_zeroes(c, write);
-			copy_submit(c, write);
-		}
+		if (write)
+			write_piece(c, write);
 		cond_resched();
 	} while (more);
 }

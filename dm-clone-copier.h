@@ -50,13 +50,26 @@ typedef void (*clone_copy_notify_fn)(struct clone_copy_job *job,
 				     int read_err, int write_err);
 
 /*
+ * A job that holds only some of the sectors it reads (it reads across
+ * sectors it must not write, to read once rather than in crumbs): the
+ * first sector of [@from, @to) to write, @to if none, and in *@run_end
+ * where that run of sectors to write ends. Called from the copy engine's
+ * worker.
+ */
+typedef sector_t (*clone_copy_run_fn)(struct clone_copy_job *job,
+				      sector_t from, sector_t to,
+				      sector_t *run_end);
+
+/*
  * A copy job, embedded in the caller's object. The caller sets the first
- * two fields before clone_copier_copy(); the rest is the engine's until
+ * three fields before clone_copier_copy(); the rest is the engine's until
  * the callback. A job not urgent is background copying: it waits for the
- * urgent ones, and the window (or the budget) bounds it.
+ * urgent ones, and the window (or the budget) bounds it. Without
+ * write_run every sector read is written.
  */
 struct clone_copy_job {
 	clone_copy_notify_fn notify;
+	clone_copy_run_fn write_run;	/* or NULL: write all */
 	bool urgent;			/* a user write waits for it */
 
 	struct list_head queue;		/* on the urgent or background queue */

@@ -223,6 +223,50 @@ bool clone_end_hydrations(struct clone *clone, struct clone_hydration *leader,
  * unreadable region does not keep its neighbours from hydrating.
  */
 
+/*
+ * The first region from @r that @job's batch holds, or copy_last; in
+ * *@run_end, where the run holding it ends. Walks on from the run last
+ * found: the engine asks in order within a piece, and mostly in order
+ * from piece to piece. Copy engine's worker.
+ */
+static unsigned long held_run(struct clone_hydration *job, unsigned long r,
+			      unsigned long *run_end)
+{
+	struct clone_hydration *hd = job->cursor;
+
+	if (!hd || hd->region_nr > r)
+		hd = job;
+	while (r >= hd->region_nr + hd->nr_regions) {
+		/* The leader's batch is the list's head, the others' entries. */
+		if (hd->batch.next == &job->batch) {
+			*run_end = job->copy_last;
+			return job->copy_last;
+		}
+		hd = list_next_entry(hd, batch);
+	}
+	job->cursor = hd;
+	*run_end = hd->region_nr + hd->nr_regions;
+	return max(r, hd->region_nr);
+}
+
+/* The copy engine's write_run for a batch with holes: its runs' sectors. */
+static sector_t batch_write_run(struct clone_copy_job *copy, sector_t from,
+				sector_t to, sector_t *run_end)
+{
+	struct clone_hydration *job = container_of(copy, struct clone_hydration,
+						   copy);
+	struct clone *clone = job->clone;
+	unsigned long r, e;
+	sector_t s;
+
+	r = held_run(job, from >> clone->region_shift, &e);
+	if (r >= job->copy_last)
+		return to;
+	s = max(from, region_to_sector(clone, r));
+	*run_end = min(region_to_sector(clone, e), clone->ti->len);
+	return min(s, to);
+}
+
 /* Copy region @job->retry_region alone. Copy engine's worker. */
 static void start_region_copy(struct clone *clone, struct clone_hydration *job)
 {
@@ -261,6 +305,7 @@ static void copy_job_done(struct clone_copy_job *copy, int read_err,
 						   copy);
 	struct clone *clone = job->clone;
 	bool failed = read_err || write_err;
+	unsigned long next;
 
 	if (!job->retrying) {
 		if (!failed) {
@@ -269,6 +314,7 @@ static void copy_job_done(struct clone_copy_job *copy, int read_err,
 		}
 		if (job->copy_last - job->copy_first > 1) {
 			job->retrying = true;
+			job->cursor = NULL;
 			job->retry_region = job->copy_first;
 			start_region_copy(clone, job);
 			return;
@@ -283,23 +329,35 @@ static void copy_job_done(struct clone_copy_job *copy, int read_err,
 		copy_failed(clone, job->retry_region, read_err);
 	else
 		dm_clone_set_regions_hydrated(clone->cmd, job->retry_region, 1);
-	if (++job->retry_region < job->copy_last) {
+	/* The next region held: not the holes the batch read across. */
+	job->retry_region = held_run(job, job->retry_region + 1, &next);
+	if (job->retry_region < job->copy_last) {
 		start_region_copy(clone, job);
 		return;
 	}
 	clone_end_hydrations(clone, job, false);
 }
 
-/* Copy the regions of @job (a leader) and of its batch. Any context. */
+/*
+ * Copy the regions of @job (a leader) and of its batch, reading across
+ * the holes between them. Any context.
+ */
 static void start_copy(struct clone *clone, struct clone_hydration *job)
 {
-	struct clone_hydration *last;
+	struct clone_hydration *hd;
+	unsigned long held = job->nr_regions;
 
-	last = list_empty(&job->batch) ? job :
-	       list_last_entry(&job->batch, struct clone_hydration, batch);
+	list_for_each_entry(hd, &job->batch, batch)
+		held += hd->nr_regions;
+	hd = list_empty(&job->batch) ? job :
+	     list_last_entry(&job->batch, struct clone_hydration, batch);
 	job->copy_first = job->region_nr;
-	job->copy_last = last->region_nr + last->nr_regions;
+	job->copy_last = hd->region_nr + hd->nr_regions;
+	job->cursor = NULL;
 	job->copy.notify = copy_job_done;
+	/* Holes between its runs: write the runs only. */
+	job->copy.write_run = held < job->copy_last - job->copy_first ?
+			      batch_write_run : NULL;
 	clone_copier_copy(&clone->copier, &job->copy,
 			  region_to_sector(clone, job->copy_first),
 			  min(region_to_sector(clone, job->copy_last),
@@ -373,52 +431,96 @@ static bool hydration_may_run(struct clone *clone)
 }
 
 /*
- * Gather up to @max contiguous unhydrated regions from @region that are
- * not in flight into one batch: one hydration per group of the hash table
- * it touches. Returns the batch size (0: @region is in flight or hydrated,
- * or no memory). Worker context.
+ * The first region of [@r, @end) (within one group) that is unhydrated
+ * and not in flight, or @end; in *@run_end, where the run of such regions
+ * from it ends. Under clone->lock.
  */
-static unsigned int gather_batch(struct clone *clone, unsigned long region,
-				 unsigned int max,
-				 struct clone_hydration **leaderp)
+static unsigned long __next_free_run(struct clone *clone, unsigned long r,
+				     unsigned long end, unsigned long *run_end)
 {
-	struct clone_hydration *leader = NULL, *hd;
-	unsigned long r = region, end, e;
-	unsigned int n = 0;
+	struct clone_hydration *hd;
+	unsigned long busy, e;
 
-	while (n < max && r < clone->nr_regions) {
-		end = min(group_end(clone, r), r + (max - n));
+	lockdep_assert_held(&clone->lock);
+	while ((r = dm_clone_find_unhydrated_in(clone->cmd, r, end)) < end) {
+		busy = __first_in_flight(clone, r, end, &hd);
+		if (busy > r) {
+			for (e = r + 1; e < busy; e++)
+				if (dm_clone_is_region_hydrated(clone->cmd, e))
+					break;
+			*run_end = e;
+			return r;
+		}
+		r = min(hd->region_nr + hd->nr_regions, end);
+	}
+	return end;
+}
+
+/*
+ * Gather into one batch the unhydrated regions not in flight among the
+ * @max regions from @region: one hydration per run of them (a run never
+ * crosses a hash group). Runs need not touch: the job reads the regions
+ * between them too and writes only its own (write_run), so that the
+ * regions users wrote meanwhile do not break the copy into crumbs, each
+ * a read and a write of its own. The regions read and not written stay
+ * at most as many as those held, though: a hole longer than that ends
+ * the batch. Returns where the batch's regions end, or, with nothing
+ * gathered (*@leaderp NULL: all hydrated or in flight, or no memory),
+ * where the search stopped. Worker context.
+ */
+static unsigned long gather_batch(struct clone *clone, unsigned long region,
+				  unsigned int max,
+				  struct clone_hydration **leaderp)
+{
+	unsigned long limit = min(region + max, clone->nr_regions);
+	unsigned long r = region, s, e, end, held = 0, skipped = 0;
+	struct clone_hydration *leader = NULL, *hd;
+
+	while (r < limit) {
+		end = min(group_end(clone, r), limit);
 
 		spin_lock_irq(&clone->lock);
-		end = __first_in_flight(clone, r, end, NULL);
-		for (e = r; e < end; e++)
-			if (dm_clone_is_region_hydrated(clone->cmd, e))
-				break;
-		hd = e > r ? alloc_hydration(clone, r, e - r,
-					     GFP_NOWAIT | __GFP_NOWARN) : NULL;
+		s = __next_free_run(clone, r, end, &e);
+		if (s >= end) {
+			spin_unlock_irq(&clone->lock);
+			if (leader)
+				skipped += end - r;
+			r = end;
+			continue;
+		}
+		if (leader && skipped + (s - r) > held) {
+			spin_unlock_irq(&clone->lock);
+			break;
+		}
+		hd = alloc_hydration(clone, s, e - s, GFP_NOWAIT | __GFP_NOWARN);
 		if (hd) {
 			__insert_hydration(clone, hd);
-			atomic_add(e - r, &clone->in_flight);
-			atomic_add(e - r, &clone->bg_in_flight);
+			atomic_add(e - s, &clone->in_flight);
+			atomic_add(e - s, &clone->bg_in_flight);
 		}
 		spin_unlock_irq(&clone->lock);
-		if (!hd)
+		if (!hd) {
+			r = s;
 			break;
+		}
 
 		if (leader) {
 			list_add_tail(&hd->batch, &leader->batch);
+			skipped += s - r;
 		} else {
 			leader = hd;
 			leader->background = true;
 		}
-		n += e - r;
-		if (e < group_end(clone, r))
-			break;	/* stopped at a hydrated or busy region */
+		held += e - s;
 		r = e;
 	}
 
 	*leaderp = leader;
-	return n;
+	if (!leader)
+		return r;
+	hd = list_empty(&leader->batch) ? leader :
+	     list_last_entry(&leader->batch, struct clone_hydration, batch);
+	return hd->region_nr + hd->nr_regions;
 }
 
 /*
@@ -610,7 +712,6 @@ static bool copy_wanted(struct clone *clone, unsigned int batch,
 	struct clone_want_ring *ring = &clone->prefetch;
 	struct clone_hydration *leader;
 	unsigned long region, end;
-	unsigned int n;
 
 	/*
 	 * Copies fail in this pass, or the pass waits for its back-off:
@@ -626,11 +727,11 @@ static bool copy_wanted(struct clone *clone, unsigned int batch,
 		if (!want_next(clone, ring, &region, &end))
 			return false;
 	}
-	n = gather_batch(clone, region, min_t(unsigned long, batch,
-					      end - region), &leader);
+	end = gather_batch(clone, region, min_t(unsigned long, batch,
+						end - region), &leader);
 	/* None: in flight (for a write, or the background pass). */
-	want_advance(clone, ring, region, region + max(n, 1U));
-	if (n)
+	want_advance(clone, ring, region, max(end, region + 1));
+	if (leader)
 		start_copy(clone, leader);
 	return true;
 }
@@ -647,7 +748,7 @@ void clone_background_hydration(struct clone *clone)
 {
 	struct clone_hydration *leader;
 	unsigned int threshold, batch, n;
-	unsigned long region;
+	unsigned long region, end;
 	bool wrapped = false, hints = true;
 
 	while (copy_may_run(clone)) {
@@ -690,14 +791,14 @@ void clone_background_hydration(struct clone *clone)
 			continue;
 		}
 
-		n = gather_batch(clone, region, batch, &leader);
-		if (!n) {
+		end = gather_batch(clone, region, batch, &leader);
+		if (!leader) {
 			/* In flight on demand, or no memory for now. */
-			clone->hydration_offset = region + 1;
+			clone->hydration_offset = max(end, region + 1);
 			cond_resched();
 			continue;
 		}
-		clone->hydration_offset = region + n;
+		clone->hydration_offset = end;
 		start_copy(clone, leader);
 		cond_resched();
 	}

@@ -42,9 +42,10 @@
  * one hydration per region, writers wait on it); then hydrated in core
  * (its bit set, right after the destination write completed); then
  * hydrated on disk after the next commit. A background pass started by the
- * worker walks the bitmap and copies unhydrated regions in batches of up
- * to hydration_batch_size contiguous regions per copy job, keeping at
- * most hydration_threshold regions in flight. Copies go through the copy
+ * worker walks the bitmap and copies unhydrated regions in batches
+ * covering up to hydration_batch_size regions per copy job (reading across
+ * the hydrated holes between them), keeping at most hydration_threshold
+ * regions in flight. Copies go through the copy
  * engine, which reuses its buffers. Hydration (regions in flight, copy
  * jobs, the background pass) is in dm-clone-hydration.c, the copy engine
  * (its buffers, window and throttle) in dm-clone-copier.c; what the target

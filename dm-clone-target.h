@@ -126,6 +126,7 @@ struct clone_hydration {
 	bool background;		/* started by the background pass */
 	bool retrying;			/* region by region */
 	unsigned long retry_region;
+	struct clone_hydration *cursor;	/* the run held_run() found last */
 };
 
 /* Per-bio data. */
