@@ -269,11 +269,13 @@ hydrate_idle() {
 
 # Scenario 2: a latency-bound source (dm-delay on reads).
 latency_bound() {
-	local rep=$1 l1 l64 c32 rate rate0
+	local rep=$1 l1 l64 c32 rate rate0 t0 fbusy busy
 	dm_up dsrc "0 $SECTORS delay $SRC 0 $DELAY" || return 1
 	log "latency: fio sequential read of the delayed source, QD 32"
+	t0=$(cpu_ticks)
 	l1=$(ffield 7 "$(fio_terse --name=seq --filename=/dev/mapper/dsrc --rw=read --bs=1M \
 		--iodepth=32 --size="${SIZE}M" --runtime="$CAP")")
+	fbusy=$(cpu_busy "$t0" "$(cpu_ticks)")
 	l64=$(ffield 7 "$(fio_terse --name=seq --filename=/dev/mapper/dsrc --rw=read --bs=64k \
 		--iodepth=32 --size="${SIZE}M" --runtime="$CAP")")
 	l1=$(calc "$l1 * 1024 / 1e6")
@@ -282,7 +284,7 @@ latency_bound() {
 	c32=$(copy_bound /dev/mapper/dsrc)
 	log "latency: untuned clone over the delayed source"
 	clone_over /dev/mapper/dsrc "$ST/lat.$rep.txt" 2 || return 1
-	rate=$CLONE_RATE
+	rate=$CLONE_RATE busy=$CLONE_BUSY
 	dm_rm dsrc
 	# The same path without the latency: what hiding it perfectly gives.
 	dm_up dsrc "0 $SECTORS delay $SRC 0 0" || return 1
@@ -296,20 +298,43 @@ latency_bound() {
 	res 2c "$rep" "$rate" "$c32"
 	res 2x "$rep" "$c32" "$l1"
 	res 2z "$rep" "$rate" "$rate0"
+	log "latency: guest CPU busy: $busy % while the clone copies, $fbusy % while fio reads"
+	res 2u "$rep" "$busy" 100
+	res 2v "$rep" "$fbusy" 100
+}
+
+# cpu_ticks: the guest's CPU time so far, in clock ticks: "busy total"
+# (busy: all but idle and iowait), summed over the CPUs.
+cpu_ticks() {
+	awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i
+		print t - $5 - $6, t; exit }' /proc/stat
+}
+
+# cpu_busy "BUSY0 TOTAL0" "BUSY1 TOTAL1": percent of the CPU time between
+# two cpu_ticks that was busy.
+cpu_busy() {
+	local b0 t0 b1 t1
+	read -r b0 t0 <<<"$1"
+	read -r b1 t1 <<<"$2"
+	[ $((t1 - t0)) -gt 0 ] || { echo nan; return; }
+	calc "100 * ($b1 - $b0) / ($t1 - $t0)"
 }
 
 # clone_over SRCDEV OUT ID: hydrate an untuned clone of SRCDEV (sampler
 # output in OUT, notes under row ID), remove it; its rate in MB/s in
-# CLONE_RATE.
+# CLONE_RATE, the share of the guest's CPU time busy meanwhile (percent)
+# in CLONE_BUSY.
 clone_over() {
-	local rc
+	local rc t0
 	# brd allocates (and zeroes) a page at its first write, which a disk
 	# does not: write the destination once, as scenario 1 does.
 	dd if=/dev/zero of="$DST" bs=1M count="$SIZE" oflag=direct status=none
 	new_meta
 	dm_load cl "$(clone_line "$1")" || return 1
+	t0=$(cpu_ticks)
 	"$SAMPLE" -r -T "$CAP" cl >"$2"
 	rc=$?
+	CLONE_BUSY=$(cpu_busy "$t0" "$(cpu_ticks)")
 	sampler_note "$3" "$rc"
 	dmsetup mknodes cl
 	dm_rm cl
@@ -635,6 +660,8 @@ row 2k "  same, against bs=64k" "MB/s" "fio seq read QD32 bs=64k" ">=" 0.80
 row 2c "  same, against read+write side by side" "MB/s" "fio rd src + wr dst, QD32" "-" -
 row 2x "  reference: read+write side by side" "MB/s" "fio seq read QD32 bs=1M" "-" -
 row 2z "  same, against the clone over 0 ms" "MB/s" "clone, same dm-delay at 0 ms" "-" -
+row 2u "  guest CPU busy while it copies" "%" "both vCPUs all the time" "-" -
+row 2v "  guest CPU busy, fio read alone" "%" "both vCPUs all the time" "-" -
 row 3rh "hydration under randread load" "MB/s" "idle hydration" ">=" 0.50
 row 3ri "user randread IOPS while hydrating" "IOPS" "hydration disabled" ">=" 0.80
 row 3rd "  reference: dd copy beside randread" "MB/s" "dd alone" "-" -
