@@ -28,7 +28,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 here=$(cd "$(dirname "$0")" && pwd)
 SAMPLE=$here/dmc-sample
 
-SIZE=1024 REGION=8 REPS=1 ONLY="1 2 3 4 5 6 7 8" DELAY=10 FIO_SECS=10 CAP=120
+SIZE=1024 REGION=8 REPS=1 ONLY="1 2 3 4 5 6 7 8 9" DELAY=10 FIO_SECS=10 CAP=120
 QD=16 INTERVAL=100 FT_IOS=2000 MEM_TIB=4 DONE_GIB=256 PLOT=0
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -596,6 +596,225 @@ plot_runs() {
 	done
 }
 
+# ------------------------------------------------------------ working set
+
+# Scenario 9: an ext4 filesystem on the source (brd, WS_MIB), a file set of
+# a few hundred files, a hot subset of about 1/7 of the bytes; the source
+# behind dm-delay, then behind NBD over the loopback with netem. A clone
+# is resumed and mounted, and the hot files are read three times (the page
+# cache dropped before each pass) while the background copy runs; with and
+# without `dmclone prefetch` of the hot files before the first pass. Each
+# pass against the same reads on a linear table over a fully copied
+# destination (passes 2, 3) or on the slow source itself (pass 1); the
+# hydration time with the reads against an idle clone over the same source.
+WS_MNT=/mnt/ws
+WS_HOT=()		# the hot files, relative to the mount point
+WS_HOT_BYTES=0
+WS_NBD_PID=""
+WS_NBD_MBIT=400		# the NBD link's bandwidth: 50 MB/s
+
+# ws_files MIB: the file set on the filesystem mounted at WS_MNT: files of
+# 64 KiB to 8 MiB (sizes spread on a log scale) filling about 60 % of MIB,
+# each with a pattern of its own (never zeroes: a zero piece would be
+# copied as a zeroes write); every 7th file is hot.
+ws_files() {
+	local n i sec
+	mkdir -p "$WS_MNT"/d{0..7}
+	WS_HOT=() WS_HOT_BYTES=0 n=0
+	while read -r i sec; do
+		dmclone-pattern gen "$((i + 100))" 0 "$sec" >"$WS_MNT/d$((i % 8))/f$i" || return 1
+		n=$((n + sec))
+		if ((i % 7 == 3)); then
+			WS_HOT+=("d$((i % 8))/f$i")
+			WS_HOT_BYTES=$((WS_HOT_BYTES + sec * 512))
+		fi
+	done < <(awk -v budget=$(($1 * 2048 * 6 / 10)) 'BEGIN {
+		srand(9)
+		for (i = 0; tot < budget; i++) {
+			# 128 to 16384 sectors, uniform in log2.
+			s = int(2 ^ (7 + 7 * rand()))
+			if (tot + s > budget) s = budget - tot
+			tot += s
+			print i, s
+		}
+	}')
+	log "working set: $(find "$WS_MNT" -type f | wc -l) files, $((n / 2048)) MiB; hot: ${#WS_HOT[@]} files, $((WS_HOT_BYTES / 1048576)) MiB"
+}
+
+# ws_mount DEV: mount DEV's ext4 read-only at WS_MNT, with the same
+# readahead on every device measured (dm sets its own from the table's
+# I/O hints).
+ws_mount() {
+	blockdev --setra 256 "$1" &&
+		mount -t ext4 -o ro "$1" "$WS_MNT" || { log "cannot mount $1"; return 1; }
+}
+ws_umount() {
+	grep -q " $WS_MNT " /proc/mounts || return 0
+	umount "$WS_MNT" || umount -l "$WS_MNT"
+}
+
+# ws_pass: read the hot files once, page cache dropped first; prints the
+# seconds it took.
+ws_pass() {
+	local t0 t1
+	echo 3 >/proc/sys/vm/drop_caches
+	t0=$EPOCHREALTIME
+	(cd "$WS_MNT" && cat "${WS_HOT[@]}" >/dev/null) || { echo nan; return 1; }
+	t1=$EPOCHREALTIME
+	calc "$t1 - $t0"
+}
+ws_rate() { calc "$WS_HOT_BYTES / $1 / 1e6"; }
+# The hydrated share of clone cl now, in % (a status without commit).
+ws_hydrated() { dmsetup status --noflush cl | awk '{ split($7, h, "/"); printf "%.1f\n", h[2] ? 100 * h[1] / h[2] : 0 }'; }
+
+# ws_nbd_up / ws_nbd_down: /dev/ram0 exported read-only by nbd-server on
+# the loopback, attached as /dev/nbd0, every packet on lo delayed by half
+# of DELAY (a request waits DELAY ms, as under dm-delay) and the loopback
+# limited to WS_NBD_MBIT: a link with a bandwidth, where dm-delay has
+# none (a copy with many reads in flight hides any latency, and over
+# dm-delay the whole source is copied in seconds, before the reads are
+# done).
+ws_nbd_up() {
+	modprobe nbd || return 1
+	ip link set lo up
+	printf '[generic]\nuser = root\ngroup = root\n[ws]\nexportname = %s\nreadonly = true\n' "$SRC" >"$ST/nbd.conf"
+	rm -f "$ST/nbd.pid"
+	nbd-server -C "$ST/nbd.conf" -p "$ST/nbd.pid" >"$ST/nbd.log" 2>&1 || { log "nbd-server failed: $(cat "$ST/nbd.log")"; return 1; }
+	local i
+	for ((i = 0; i < 100; i++)); do [ -s "$ST/nbd.pid" ] && break; sleep 0.1; done
+	WS_NBD_PID=$(cat "$ST/nbd.pid" 2>/dev/null)
+	nbd-client 127.0.0.1 /dev/nbd0 -N ws -b 4096 -t 30 >"$ST/nbd-client.log" 2>&1 ||
+		{ log "nbd-client failed: $(cat "$ST/nbd-client.log")"; return 1; }
+	for ((i = 0; i < 100; i++)); do
+		[ "$(blockdev --getsz /dev/nbd0 2>/dev/null || echo 0)" = "$SECTORS" ] && break
+		sleep 0.1
+	done
+	[ "$(blockdev --getsz /dev/nbd0)" = "$SECTORS" ] || { log "/dev/nbd0 did not come up"; return 1; }
+	tc qdisc add dev lo root netem delay "$(calc "$DELAY / 2")ms" rate "${WS_NBD_MBIT}mbit" limit 100000 ||
+		{ log "tc netem on lo failed"; return 1; }
+}
+ws_nbd_down() {
+	tc qdisc del dev lo root 2>/dev/null
+	nbd-client -d /dev/nbd0 >/dev/null 2>&1
+	[ -n "$WS_NBD_PID" ] && kill "$WS_NBD_PID" 2>/dev/null
+	WS_NBD_PID=""
+	return 0
+}
+
+# ws_clone SRCDEV OUT ID PREFETCH: a fresh clone of SRCDEV, resumed (t =
+# 0, the sampler waits for the completion event in the background),
+# mounted; with PREFETCH=1 `dmclone prefetch` of the hot files; three
+# passes; then the wait for hydrated == total. Pass times in WS_P[1..3],
+# hydration time in WS_SECS.
+ws_clone() {
+	local src=$1 out=$2 id=$3 pf=$4 spid rc i h t0 pft=""
+	new_meta
+	dm_load cl "$(clone_line "$src")" || return 1
+	"$SAMPLE" -r -T "$CAP" cl >"$out" &
+	spid=$!
+	for ((i = 0; i < 300; i++)); do [ -s "$out" ] && break; sleep 0.1; done
+	dmsetup mknodes cl
+	ws_mount /dev/mapper/cl || { wait "$spid"; return 1; }
+	if [ "$pf" = 1 ]; then
+		t0=$EPOCHREALTIME
+		(cd "$WS_MNT" && dmclone prefetch -q cl "${WS_HOT[@]}") >"$ST/prefetch.txt" 2>&1 ||
+			log "dmclone prefetch failed: $(cat "$ST/prefetch.txt")"
+		pft=$(calc "$EPOCHREALTIME - $t0")
+		log "working set: $(tail -n 1 "$ST/prefetch.txt") ($pft s)"
+	fi
+	WS_P=() WS_H=()
+	for i in 1 2 3; do
+		WS_H[i]=$(ws_hydrated)
+		WS_P[i]=$(ws_pass)
+	done
+	h=$(ws_hydrated)
+	ws_umount
+	wait "$spid"
+	rc=$?
+	sampler_note "$id" "$rc"
+	WS_SECS=$(s_secs "$out")
+	dm_rm cl
+	log "working set: passes ${WS_P[1]} ${WS_P[2]} ${WS_P[3]} s, hydrated ${WS_H[1]} ${WS_H[2]} ${WS_H[3]} % before each, $h % after; hydrated == total after $WS_SECS s${pft:+, prefetch command $pft s}"
+	WS_NOTE="hydrated ${WS_H[1]}/${WS_H[2]}/${WS_H[3]} % at passes 1/2/3, $h % after${pft:+; prefetch command took $pft s}"
+}
+
+# ws_source KIND SRCDEV LOCAL: the rows of one slow source (d: dm-delay,
+# n: nbd), against the local time LOCAL (s) of a pass.
+ws_source() {
+	local rep=$1 k=$2 src=$3 loc=$4 s0 idle v
+	ws_mount "$src" || return 1
+	s0=$(ws_pass)
+	ws_umount
+	log "working set ($k): a pass on the source itself $s0 s"
+	log "working set ($k): idle clone, resume -> hydrated"
+	new_meta
+	dm_load cl "$(clone_line "$src")" || return 1
+	"$SAMPLE" -r -T "$CAP" cl >"$ST/ws-idle-$k.$rep.txt"
+	sampler_note "9${k}h" $?
+	dmsetup mknodes cl
+	dm_rm cl
+	idle=$(s_secs "$ST/ws-idle-$k.$rep.txt")
+	log "working set ($k): idle hydration $idle s"
+	for v in "" p; do
+		log "working set ($k): clone${v:+ with dmclone prefetch of the hot files}, three passes"
+		ws_clone "$src" "$ST/ws-$k$v.$rep.txt" "9$k${v}h" "${v:+1}" || return 1
+		res "9$k${v}1" "$rep" "$(ws_rate "${WS_P[1]}")" "$(ws_rate "$s0")"
+		res "9$k${v}2" "$rep" "$(ws_rate "${WS_P[2]}")" "$(ws_rate "$loc")"
+		res "9$k${v}3" "$rep" "$(ws_rate "${WS_P[3]}")" "$(ws_rate "$loc")"
+		res "9$k${v}h" "$rep" "$WS_SECS" "$idle"
+		note "9$k${v}1" "$WS_NOTE"
+	done
+}
+
+working_set() {
+	local rc
+	ws_run "$@"
+	rc=$?
+	ws_umount
+	ws_nbd_down
+	return "$rc"
+}
+ws_run() {
+	local rep=$1 mib avail i loc p=()
+	mib=$((SIZE < 1024 ? SIZE : 1024))
+	avail=$(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo)
+	if [ $((2 * mib + 512)) -gt "$avail" ]; then
+		log "working set: two $mib MiB ramdisks do not fit ($avail MiB available)"
+		note 9d1 "not run: two $mib MiB ramdisks do not fit in the guest"
+		return 1
+	fi
+	local SECTORS=$((mib * 2048)) META=/dev/ram2
+	modprobe brd rd_nr=3 rd_size=$((mib * 1024)) max_part=0 || return 1
+	log "working set: ext4 on a $mib MiB source, writing the file set"
+	modprobe ext4 2>/dev/null
+	mkfs.ext4 -q -F -b 4096 -E nodiscard,lazy_itable_init=0,lazy_journal_init=0 "$SRC" || return 1
+	mkdir -p "$WS_MNT"
+	mount -t ext4 "$SRC" "$WS_MNT" || return 1
+	ws_files "$mib" || { ws_umount; return 1; }
+	ws_umount
+	# The local limit: the same passes on a linear table over a fully
+	# copied destination (also what writes the whole of the destination
+	# once, so that brd's first-write allocation weighs on no clone).
+	dd if="$SRC" of="$DST" bs=1M iflag=direct oflag=direct status=none
+	dm_up lin "0 $SECTORS linear $DST 0" || return 1
+	ws_mount /dev/mapper/lin || return 1
+	for i in 1 2 3; do p[i]=$(ws_pass); done
+	ws_umount
+	dm_rm lin
+	loc=$(printf '%s\n' "${p[@]}" | sort -g | sed -n 2p)
+	log "working set: local passes ${p[*]} s (median $loc s, $(ws_rate "$loc") MB/s)"
+	deadline $((CAP * 8 + 600))
+	dm_up dsrc "0 $SECTORS delay $SRC 0 $DELAY" || return 1
+	ws_source "$rep" d /dev/mapper/dsrc "$loc"
+	dm_rm dsrc
+	deadline $((CAP * 8 + 600))
+	if ws_nbd_up; then
+		ws_source "$rep" n /dev/nbd0 "$loc"
+	else
+		note 9n1 "not run: the NBD source did not come up"
+	fi
+}
+
 # ------------------------------------------------------------ main
 
 run() {	# run STEP...: one step; on failure log it and clean up
@@ -655,6 +874,16 @@ row 7c "metadata commits per second (idle)" "1/s" "-" "-" -
 row 7m "metadata written per GiB hydrated" "MiB" "-" "-" -
 row 7w "metadata written per commit" "KiB" "-" "-" -
 row 8 "clone_check, 2^31 regions (320 MiB)" "MB/s" "dd bs=1M direct" "-" -
+for k in d n; do
+	[ $k = d ] && what="delay ${DELAY} ms" || what="nbd ${DELAY} ms $((WS_NBD_MBIT / 8)) MB/s"
+	for v in "" p; do
+		[ -z "$v" ] && lab="working set, $what" || lab="  with dmclone prefetch"
+		row "9$k${v}1" "$lab: pass 1" "MB/s" "the slow source itself" ">=" 1.00
+		row "9$k${v}2" "  pass 2" "MB/s" "linear over copied dest" ">=" 0.90
+		row "9$k${v}3" "  pass 3" "MB/s" "linear over copied dest" ">=" 0.90
+		row "9$k${v}h" "  hydration time with the passes" "s" "idle clone, same source" "<=" 1.10
+	done
+done
 
 if want 1 || want 2 || want 3 || want 4 || want 5 || want 7; then
 	avail=$(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo)
@@ -701,5 +930,6 @@ reps() {
 }
 if want 6; then reps memory; fi
 if want 8; then reps tools; fi
+if want 9; then reps working_set; fi
 log "done"
 exit 0
