@@ -719,7 +719,7 @@ ws_clone() {
 		t0=$EPOCHREALTIME
 		(cd "$WS_MNT" && dmclone prefetch -q cl "${WS_HOT[@]}") >"$ST/prefetch.txt" 2>&1 ||
 			log "dmclone prefetch failed: $(cat "$ST/prefetch.txt")"
-		pft=$(calc "$EPOCHREALTIME - $t0")
+		pft=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f\n", b - a }')
 		log "working set: $(tail -n 1 "$ST/prefetch.txt") ($pft s); hydrated $(ws_hydrated) %"
 		"$SAMPLE" -m enable_hydration -T "$CAP" cl >"$out" &
 		spid=$!
@@ -743,7 +743,7 @@ ws_clone() {
 		WS_P[i]=$(ws_pass)
 		read -r _ _ r1 _ <"$fc"
 		read -r _ _ d1 _ <"$fd"
-		WS_L[i]=$(calc "$r1 > $r0 ? 100 * ($d1 - $d0) / ($r1 - $r0) : 0")
+		WS_L[i]=$(awk -v a=$((d1 - d0)) -v b=$((r1 - r0)) 'BEGIN { printf "%.1f\n", b > 0 ? 100 * a / b : 0 }')
 	done
 	h=$(ws_hydrated)
 	ws_umount
