@@ -598,15 +598,16 @@ plot_runs() {
 
 # ------------------------------------------------------------ working set
 
-# Scenario 9: an ext4 filesystem on the source (brd, WS_MIB), a file set of
-# a few hundred files, a hot subset of about 1/7 of the bytes; the source
-# behind dm-delay, then behind NBD over the loopback with netem. A clone
-# is resumed and mounted, and the hot files are read three times (the page
-# cache dropped before each pass) while the background copy runs; with and
-# without `dmclone prefetch` of the hot files before the first pass. Each
-# pass against the same reads on a linear table over a fully copied
-# destination (passes 2, 3) or on the slow source itself (pass 1); the
-# hydration time with the reads against an idle clone over the same source.
+# Scenario 9: an ext4 filesystem on the source (brd, --size MiB, at most
+# 1 GiB), a few hundred files, every 7th of them hot (about a tenth of the
+# bytes); the source behind dm-delay, then behind NBD over the loopback
+# with netem. A clone is resumed and mounted, and the hot files are read
+# three times (the page cache dropped before each pass) while the
+# background copy runs; with and without `dmclone prefetch` of the hot
+# files before the first pass. Each pass against the same reads on a
+# linear table over a fully copied destination (passes 2, 3) or on the
+# slow source itself (pass 1); the hydration time with the reads against
+# an idle clone over the same source.
 WS_MNT=/mnt/ws
 WS_HOT=()		# the hot files, relative to the mount point
 WS_HOT_BYTES=0
