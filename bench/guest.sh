@@ -744,7 +744,7 @@ ws_clone() {
 		WS_P[i]=$(ws_pass)
 		read -r _ _ r1 _ <"$fc"
 		read -r _ _ d1 _ <"$fd"
-		WS_L[i]=$(awk -v a=$((d1 - d0)) -v b=$((r1 - r0)) 'BEGIN { printf "%.1f\n", b > 0 ? 100 * a / b : 0 }')
+		WS_L[i]=$(awk -v a=$((d1 - d0)) -v b=$((r1 - r0)) 'BEGIN { printf "%.1f\n", (b > 0 ? 100 * a / b : 0) }')
 	done
 	h=$(ws_hydrated)
 	ws_umount
