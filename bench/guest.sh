@@ -28,7 +28,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 here=$(cd "$(dirname "$0")" && pwd)
 SAMPLE=$here/dmc-sample
 
-SIZE=1024 REGION=8 REPS=1 ONLY="1 2 3 4 5 6 7 8" DELAY=10 FIO_SECS=10 CAP=120
+SIZE=1024 REGION=8 REPS=1 ONLY="1 2 3 4 5 6 7 8 9" DELAY=10 FIO_SECS=10 CAP=120
 QD=16 INTERVAL=100 FT_IOS=2000 MEM_TIB=4 DONE_GIB=256 PLOT=0
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -621,6 +621,285 @@ plot_runs() {
 	done
 }
 
+# ------------------------------------------------------------ working set
+
+# Scenario 9: an ext4 filesystem on the source (brd, --size MiB, at most
+# 1 GiB), a few hundred files, every 7th of them hot (about a tenth of the
+# bytes); the source behind dm-delay, then behind NBD over the loopback
+# with netem. A clone is resumed and mounted, and the hot files are read
+# three times (the page cache dropped before each pass) while the
+# background copy runs; with and without `dmclone prefetch` of the hot
+# files before the first pass. Each pass against the same reads on a
+# linear table over a fully copied destination (passes 2, 3) or on the
+# slow source itself (pass 1); the hydration time with the reads against
+# an idle clone over the same source.
+WS_MNT=/mnt/ws
+WS_HOT=()		# the hot files, relative to the mount point
+WS_HOT_BYTES=0
+WS_NBD_PID=""
+WS_NBD_MBIT=400		# the NBD link's bandwidth: 50 MB/s
+
+# ws_files MIB: the file set on the filesystem mounted at WS_MNT: files of
+# 64 KiB to 8 MiB (sizes spread on a log scale) filling about 60 % of MIB,
+# each with a pattern of its own (never zeroes: a zero piece would be
+# copied as a zeroes write); every 7th file is hot.
+ws_files() {
+	local n i sec
+	mkdir -p "$WS_MNT"/d{0..7}
+	WS_HOT=() WS_HOT_BYTES=0 n=0
+	while read -r i sec; do
+		dmclone-pattern gen "$((i + 100))" 0 "$sec" >"$WS_MNT/d$((i % 8))/f$i" || return 1
+		n=$((n + sec))
+		if ((i % 7 == 3)); then
+			WS_HOT+=("d$((i % 8))/f$i")
+			WS_HOT_BYTES=$((WS_HOT_BYTES + sec * 512))
+		fi
+	done < <(awk -v budget=$(($1 * 2048 * 6 / 10)) 'BEGIN {
+		srand(9)
+		for (i = 0; tot < budget; i++) {
+			# 128 to 16384 sectors, uniform in log2.
+			s = int(2 ^ (7 + 7 * rand()))
+			if (tot + s > budget) s = budget - tot
+			tot += s
+			print i, s
+		}
+	}')
+	log "working set: $(find "$WS_MNT" -type f | wc -l) files, $((n / 2048)) MiB; hot: ${#WS_HOT[@]} files, $((WS_HOT_BYTES / 1048576)) MiB"
+}
+
+# ws_mount DEV: mount DEV's ext4 read-only at WS_MNT, with the same
+# readahead on every device measured (dm sets its own from the table's
+# I/O hints).
+ws_mount() {
+	blockdev --setra 256 "$1" &&
+		mount -t ext4 -o ro "$1" "$WS_MNT" || { log "cannot mount $1"; return 1; }
+}
+ws_umount() {
+	grep -q " $WS_MNT " /proc/mounts || return 0
+	umount "$WS_MNT" || umount -l "$WS_MNT"
+}
+
+# ws_pass: read the hot files once, page cache dropped first; prints the
+# seconds it took.
+ws_pass() {
+	local t0 t1
+	echo 3 >/proc/sys/vm/drop_caches
+	t0=$EPOCHREALTIME
+	(cd "$WS_MNT" && cat "${WS_HOT[@]}" >/dev/null) || { echo nan; return 1; }
+	t1=$EPOCHREALTIME
+	calc "$t1 - $t0"
+}
+ws_rate() { calc "$WS_HOT_BYTES / $1 / 1e6"; }
+# The hydrated share of clone cl now, in % (a status without commit).
+ws_hydrated() { dmsetup status --noflush cl | awk '{ split($7, h, "/"); printf "%.1f\n", h[2] ? 100 * h[1] / h[2] : 0 }'; }
+
+# ws_nbd_up / ws_nbd_down: /dev/ram0 exported read-only by nbd-server on
+# the loopback, attached as /dev/nbd0, every packet on lo delayed by half
+# of DELAY (a request waits DELAY ms, as under dm-delay) and the loopback
+# limited to WS_NBD_MBIT: a link with a bandwidth, where dm-delay has
+# none (a copy with many reads in flight hides any latency, and over
+# dm-delay the whole source is copied in seconds, before the reads are
+# done).
+ws_nbd_up() {
+	modprobe nbd || return 1
+	ip link set lo up
+	printf '[generic]\nuser = root\ngroup = root\n[ws]\nexportname = %s\nreadonly = true\n' "$SRC" >"$ST/nbd.conf"
+	rm -f "$ST/nbd.pid"
+	nbd-server -C "$ST/nbd.conf" -p "$ST/nbd.pid" >"$ST/nbd.log" 2>&1 || { log "nbd-server failed: $(cat "$ST/nbd.log")"; return 1; }
+	local i
+	for ((i = 0; i < 100; i++)); do [ -s "$ST/nbd.pid" ] && break; sleep 0.1; done
+	WS_NBD_PID=$(cat "$ST/nbd.pid" 2>/dev/null)
+	nbd-client 127.0.0.1 /dev/nbd0 -N ws -b 4096 -t 30 >"$ST/nbd-client.log" 2>&1 ||
+		{ log "nbd-client failed: $(cat "$ST/nbd-client.log")"; return 1; }
+	for ((i = 0; i < 100; i++)); do
+		[ "$(blockdev --getsz /dev/nbd0 2>/dev/null || echo 0)" = "$SECTORS" ] && break
+		sleep 0.1
+	done
+	[ "$(blockdev --getsz /dev/nbd0)" = "$SECTORS" ] || { log "/dev/nbd0 did not come up"; return 1; }
+	tc qdisc add dev lo root netem delay "$(calc "$DELAY / 2")ms" rate "${WS_NBD_MBIT}mbit" limit 100000 ||
+		{ log "tc netem on lo failed"; return 1; }
+}
+ws_nbd_down() {
+	tc qdisc del dev lo root 2>/dev/null
+	nbd-client -d /dev/nbd0 >/dev/null 2>&1
+	[ -n "$WS_NBD_PID" ] && kill "$WS_NBD_PID" 2>/dev/null
+	WS_NBD_PID=""
+	return 0
+}
+
+# ws_clone SRCDEV OUT ID PREFETCH: a fresh clone of SRCDEV, mounted, three
+# passes, then the wait for hydrated == total (the sampler, in the
+# background, waits for the completion event). PREFETCH=0: t = 0 at the
+# resume, then the mount and the passes. PREFETCH=1: resumed with
+# background copying disabled (as systemd-clonesetup starts a clone),
+# mounted, `dmclone prefetch` of the hot files, then t = 0 at
+# enable_hydration and the passes at once (the tool's own time, long
+# under emulation, is not in the figures: the note gives it). Pass times
+# in WS_P[1..3], hydration time in WS_SECS, what the note says in WS_NOTE.
+ws_clone() {
+	local src=$1 out=$2 id=$3 pf=$4 spid rc i h t0 pft="" fc fd r0 d0 r1 d1
+	new_meta
+	if [ "$pf" = 1 ]; then
+		dm_up cl "$(clone_line "$src" "1 no_hydration")" || return 1
+		ws_mount /dev/mapper/cl || return 1
+		t0=$EPOCHREALTIME
+		(cd "$WS_MNT" && dmclone prefetch -q cl "${WS_HOT[@]}") >"$ST/prefetch.txt" 2>&1 ||
+			log "dmclone prefetch failed: $(cat "$ST/prefetch.txt")"
+		pft=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f\n", b - a }')
+		log "working set: $(tail -n 1 "$ST/prefetch.txt") ($pft s); hydrated $(ws_hydrated) %"
+		"$SAMPLE" -m enable_hydration -T "$CAP" cl >"$out" &
+		spid=$!
+		for ((i = 0; i < 300; i++)); do [ -s "$out" ] && break; sleep 0.05; done
+	else
+		dm_load cl "$(clone_line "$src")" || return 1
+		"$SAMPLE" -r -T "$CAP" cl >"$out" &
+		spid=$!
+		for ((i = 0; i < 300; i++)); do [ -s "$out" ] && break; sleep 0.05; done
+		dmsetup mknodes cl
+		ws_mount /dev/mapper/cl || { wait "$spid"; return 1; }
+	fi
+	# The share of each pass's reads served by the destination (the copy
+	# only writes it: every read of it is the workload's).
+	fc=$(statfile cl) fd=$(statfile wsdst)
+	WS_P=() WS_H=() WS_L=()
+	for i in 1 2 3; do
+		WS_H[i]=$(ws_hydrated)
+		read -r _ _ r0 _ <"$fc"
+		read -r _ _ d0 _ <"$fd"
+		WS_P[i]=$(ws_pass)
+		read -r _ _ r1 _ <"$fc"
+		read -r _ _ d1 _ <"$fd"
+		WS_L[i]=$(awk -v a=$((d1 - d0)) -v b=$((r1 - r0)) 'BEGIN { printf "%.1f\n", (b > 0 ? 100 * a / b : 0) }')
+	done
+	h=$(ws_hydrated)
+	ws_umount
+	wait "$spid"
+	rc=$?
+	sampler_note "$id" "$rc"
+	WS_SECS=$(s_secs "$out")
+	dm_rm cl
+	log "working set: passes ${WS_P[1]} ${WS_P[2]} ${WS_P[3]} s, hydrated ${WS_H[1]} ${WS_H[2]} ${WS_H[3]} % before each, $h % after; reads local ${WS_L[1]} ${WS_L[2]} ${WS_L[3]} %; hydrated == total after $WS_SECS s${pft:+, prefetch command $pft s}"
+	WS_NOTE="hydrated ${WS_H[1]}/${WS_H[2]}/${WS_H[3]} % at passes 1/2/3, $h % after; reads from the destination ${WS_L[1]}/${WS_L[2]}/${WS_L[3]} %${pft:+; dmclone prefetch took $pft s (hydration disabled meanwhile)}"
+}
+
+# ws_source REP KIND SRCDEV: the figures of one slow source (d: dm-delay,
+# n: nbd), kept in WS_OUT ("id ours limit", in seconds; limit "local" for
+# the local time, known at the end) and in notes.
+ws_source() {
+	local rep=$1 k=$2 src=$3 s0 idle v
+	ws_mount "$src" || return 1
+	s0=$(ws_pass)
+	ws_umount
+	log "working set ($k): a pass on the source itself $s0 s"
+	log "working set ($k): idle clone, resume -> hydrated"
+	new_meta
+	dm_load cl "$(clone_line "$src")" || return 1
+	"$SAMPLE" -r -T "$CAP" cl >"$ST/ws-idle-$k.$rep.txt"
+	sampler_note "9${k}h" $?
+	dmsetup mknodes cl
+	dm_rm cl
+	idle=$(s_secs "$ST/ws-idle-$k.$rep.txt")
+	log "working set ($k): idle hydration $idle s"
+	# What reading the source costs the guest's CPU (under emulation, and
+	# the NBD server runs in the guest): a local pass beside a fio read of
+	# the source at QD 32, as deep as a copy reads.
+	fio --name=bg --filename="$src" --rw=read --bs=1M --iodepth=32 --ioengine=libaio \
+		--direct=1 --time_based --runtime=3600 --output-format=terse >/dev/null 2>&1 &
+	FIO_PID=$!
+	sleep 1
+	dm_up lin "0 $SECTORS linear /dev/ram1 0" && ws_mount /dev/mapper/lin && {
+		v=$(ws_pass)
+		ws_umount
+		WS_OUT+=("9${k}x $v local")
+		log "working set ($k): a local pass beside a fio read of the source $v s"
+	}
+	fio_stop
+	dm_rm lin
+	for v in "" p; do
+		log "working set ($k): clone${v:+ with dmclone prefetch of the hot files}, three passes"
+		ws_clone "$src" "$ST/ws-$k$v.$rep.txt" "9$k${v}h" "${v:+1}" || return 1
+		WS_OUT+=("9$k${v}1 ${WS_P[1]} $s0" "9$k${v}2 ${WS_P[2]} local"
+			"9$k${v}3 ${WS_P[3]} local" "9$k${v}h $WS_SECS $idle")
+		note "9$k${v}1" "$WS_NOTE"
+	done
+}
+
+# ws_local: three passes on a linear table over the fully copied
+# destination (/dev/ram1), times appended to WS_LOCAL.
+ws_local() {
+	local i t
+	dm_up lin "0 $SECTORS linear /dev/ram1 0" || return 1
+	ws_mount /dev/mapper/lin || return 1
+	for i in 1 2 3; do
+		t=$(ws_pass)
+		WS_LOCAL+=("$t")
+	done
+	ws_umount
+	dm_rm lin
+	log "working set: local passes ${WS_LOCAL[*]} s"
+}
+
+working_set() {
+	local rc
+	ws_run "$@"
+	rc=$?
+	ws_umount
+	ws_nbd_down
+	return "$rc"
+}
+ws_run() {
+	local rep=$1 mib avail loc id ours lim
+	mib=$((SIZE < 1024 ? SIZE : 1024))
+	avail=$(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo)
+	if [ $((2 * mib + 512)) -gt "$avail" ]; then
+		log "working set: two $mib MiB ramdisks do not fit ($avail MiB available)"
+		note 9d1 "not run: two $mib MiB ramdisks do not fit in the guest"
+		return 1
+	fi
+	# The destination through a linear table: brd keeps no I/O statistics.
+	local SECTORS=$((mib * 2048)) META=/dev/ram2 DST=/dev/mapper/wsdst
+	modprobe brd rd_nr=3 rd_size=$((mib * 1024)) max_part=0 || return 1
+	log "working set: ext4 on a $mib MiB source, writing the file set"
+	modprobe ext4 2>/dev/null
+	mkfs.ext4 -q -F -b 4096 -E nodiscard,lazy_itable_init=0,lazy_journal_init=0 "$SRC" || return 1
+	mkdir -p "$WS_MNT"
+	mount -t ext4 "$SRC" "$WS_MNT" || return 1
+	ws_files "$mib" || { ws_umount; return 1; }
+	ws_umount
+	# The local limit: the same passes on a linear table over a fully
+	# copied destination, before the clones and after them (a drift of
+	# the guest's speed weighs on both), the median of the six. The copy
+	# also writes the whole destination once: brd's allocation of a page
+	# at its first write weighs on no clone.
+	dd if="$SRC" of=/dev/ram1 bs=1M iflag=direct oflag=direct status=none
+	WS_LOCAL=() WS_OUT=()
+	ws_local || return 1
+	dm_up wsdst "0 $SECTORS linear /dev/ram1 0" || return 1
+	deadline $((CAP * 8 + 600))
+	dm_up dsrc "0 $SECTORS delay $SRC 0 $DELAY" || return 1
+	ws_source "$rep" d /dev/mapper/dsrc || { ws_umount; dm_rm cl; }
+	dm_rm dsrc
+	deadline $((CAP * 8 + 600))
+	if ws_nbd_up; then
+		ws_source "$rep" n /dev/nbd0 || { ws_umount; dm_rm cl; }
+	else
+		note 9n1 "not run: the NBD source did not come up"
+	fi
+	ws_nbd_down
+	ws_local
+	loc=$(printf '%s\n' "${WS_LOCAL[@]}" | sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+	log "working set: local pass (median) $loc s, $(ws_rate "$loc") MB/s"
+	for id in "${WS_OUT[@]}"; do
+		read -r id ours lim <<<"$id"
+		[ "$lim" = local ] && lim=$loc
+		case "$id" in
+		*h) res "$id" "$rep" "$ours" "$lim" ;;
+		*) res "$id" "$rep" "$(ws_rate "$ours")" "$(ws_rate "$lim")" ;;
+		esac
+	done
+	note 9d2 "local: the median of $((${#WS_LOCAL[@]})) passes, $loc s; hot set ${#WS_HOT[@]} files, $((WS_HOT_BYTES / 1048576)) MiB, read with cat after drop_caches"
+}
+
 # ------------------------------------------------------------ main
 
 run() {	# run STEP...: one step; on failure log it and clean up
@@ -682,6 +961,17 @@ row 7c "metadata commits per second (idle)" "1/s" "-" "-" -
 row 7m "metadata written per GiB hydrated" "MiB" "-" "-" -
 row 7w "metadata written per commit" "KiB" "-" "-" -
 row 8 "clone_check, 2^31 regions (320 MiB)" "MB/s" "dd bs=1M direct" "-" -
+for k in d n; do
+	[ $k = d ] && what="delay ${DELAY} ms" || what="nbd ${DELAY} ms $((WS_NBD_MBIT / 8)) MB/s"
+	for v in "" p; do
+		[ -z "$v" ] && lab="working set, $what" || lab="  with dmclone prefetch"
+		row "9$k${v}1" "$lab: pass 1" "MB/s" "the slow source itself" ">=" 1.00
+		row "9$k${v}2" "  pass 2" "MB/s" "linear over copied dest" ">=" 0.90
+		row "9$k${v}3" "  pass 3" "MB/s" "linear over copied dest" ">=" 0.90
+		row "9$k${v}h" "  hydration time with the passes" "s" "idle clone, same source" "<=" 1.10
+	done
+	row "9${k}x" "  reference: local pass beside src read" "MB/s" "linear over copied dest" "-" -
+done
 
 if want 1 || want 2 || want 3 || want 4 || want 5 || want 7; then
 	avail=$(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo)
@@ -728,5 +1018,6 @@ reps() {
 }
 if want 6; then reps memory; fi
 if want 8; then reps tools; fi
+if want 9; then reps working_set; fi
 log "done"
 exit 0
