@@ -53,7 +53,7 @@ fio_job() {
 }
 fio_job --output="$TEST_TMP/fio.out" &
 fpid=$!
-on_exit "kill $fpid 2>/dev/null; wait $fpid 2>/dev/null"
+on_exit "kill -9 $fpid 2>/dev/null; wait $fpid 2>/dev/null"
 
 # written: the hydrated count, from a status query that does not commit
 # (a plain one would commit what the grow's suspend is to commit).
@@ -68,7 +68,10 @@ for step in 1 2; do
 	log "grow $step to $new regions while fio writes ($(written) regions written)"
 	dm_swap zsrc "0 $((new * rs)) zero"
 	log_mark
-	dmsetup load c --table "$(table_of $new)" || fail "loading the longer table failed"
+	dmsetup load c --table "$(table_of $new)" || {
+		log_since_mark | grep -E 'clone|array|block manager' >&2
+		fail "loading the longer table failed (kernel log above)"
+	}
 	timeout 120 dmsetup suspend c || fail "the suspend (and its commit) failed or hung"
 	timeout 60 dmsetup resume c || fail "the resume (and the grow) failed or hung"
 	st=$(clone_status_noflush c)
