@@ -1,22 +1,24 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Crash consistency by replay. The clone's destination and
-# metadata are two linear slices of one dm-log-writes device, so one log
-# orders every write to both as it reached stable storage. A clone
-# hydrates (slow source, small regions) while a writer writes tagged 4 KiB
-# blocks (seed 1000+N for the N-th write), plain, then fsync, or
-# O_DIRECT|O_DSYNC (FUA), and marks the log ("dK") each time a fsync or
-# FUA write has returned. Every flush/FUA point of the log and random
-# points between are replayed (tools/dmclone-replay, incrementally,
-# --coherent: see lib/replay.sh, which also checks that the whole log
-# replays to the logged device); on a copy of each, a no_hydration clone
-# with the original source must: open read-write (status parses); hold at
-# every block the source's data or a version written there, in place,
-# never torn; hold every write made durable by a mark at or before the
-# point (fsync: all writes before it; FUA: that write), at least at that
-# generation; have on the destination only its filler, source or user
-# data, and at least as many filler-free regions as it reports hydrated.
+# Crash consistency by replay. The clone's destination and metadata are
+# two linear slices of one dm-log-writes device, so one log orders every
+# write to both as it reached stable storage. A clone hydrates (slow
+# source, small regions, read-driven hydration on) while a writer writes
+# tagged 4 KiB blocks (seed 1000+N for the N-th write), plain, then fsync,
+# or O_DIRECT|O_DSYNC (FUA), and marks the log ("dK") each time a fsync or
+# FUA write has returned; between writes it reads blocks too, so that
+# regions read are copied ahead of the pass. Every flush/FUA point of the
+# log and random points between are replayed (tools/dmclone-replay,
+# incrementally, --coherent: see lib/replay.sh, which also checks that the
+# whole log replays to the logged device); on a copy of each, a
+# no_hydration clone with the original source must: open read-write
+# (status parses); hold at every block the source's data or a version
+# written there, in place, never torn; hold every write made durable by a
+# mark at or before the point (fsync: all writes before it; FUA: that
+# write), at least at that generation; have on the destination only its
+# filler, source or user data, and at least as many filler-free regions
+# as it reports hydrated.
 # timeout: 420
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/persistence.sh"
@@ -65,7 +67,7 @@ writes=$TEST_TMP/writes			# "SEQ BLOCK NBLOCKS", once acknowledged
 durable=$TEST_TMP/durable		# "K fsync MAXSEQ" or "K fua SEQ"
 : >"$writes"
 : >"$durable"
-seq=0 k=0 nfsync=0 nfua=0
+seq=0 k=0 nfsync=0 nfua=0 nread=0
 # Blocks written with FUA since the last fsync: plain writes keep off them
 # (dm-log-writes cannot order a plain write after a FUA write to the same
 # blocks before the next flush; see lib/replay.sh).
@@ -93,7 +95,7 @@ while [ $SECONDS -lt $end ]; do
 	b=$((RANDOM % nblk))
 	n=$((1 + RANDOM % 3))
 	[ $((b + n)) -le $nblk ] || n=$((nblk - b))
-	op=$((RANDOM % 5))
+	op=$((RANDOM % 6))
 	if [ $op -lt 4 ]; then
 		for ((i = b; i < b + n; i++)); do
 			[ -z "${fua_blocks[$i]:-}" ] || continue 2
@@ -113,10 +115,16 @@ while [ $SECONDS -lt $end ]; do
 		for ((i = b; i < b + n; i++)); do fua_blocks[$i]=1; done
 		nfua=$((nfua + 1))
 		durable_mark fua $seq ;;
+	5)
+		# A read: of regions not copied yet, it queues them for copying
+		# ahead of the background pass (read-driven hydration).
+		dd if=$clone of=/dev/null bs=4096 count=$n skip=$b iflag=direct status=none ||
+			fail "read of blocks $b+$n failed"
+		nread=$((nread + 1)) ;;
 	esac
 done
 st=$(clone_status c)
-log "writer: $seq writes, $nfsync fsyncs, $nfua FUA writes; $st"
+log "writer: $seq writes, $nfsync fsyncs, $nfua FUA writes, $nread reads; $st"
 h=$(clone_hydrated c)
 [ "$h" -lt "$(clone_regions c)" ] || log "note: hydration completed during the workload"
 
