@@ -108,6 +108,11 @@
 #define BITS_PER_DISK_WORD		64
 /* Bitset words per array block: (4096 - 24-byte header) / 8. */
 #define DISK_WORDS_PER_ARRAY_BLOCK	509
+/*
+ * Reads of the metadata a table load makes at most while the live table
+ * on the same device keeps committing under it (count).
+ */
+#define OPEN_TRIES			8
 /* Metadata blocks a commit may need beyond the array blocks it shadows. */
 #define COMMIT_SLACK_BLOCKS		64
 
@@ -880,6 +885,7 @@ struct dm_clone_metadata *dm_clone_metadata_open(struct block_device *bdev,
 	struct dm_clone_metadata *cmd;
 	struct dm_block_manager *bm;
 	u64 nr_regions, dev_blocks, used, total;
+	unsigned int tries;
 	int r;
 
 	BUILD_BUG_ON(sizeof(struct clone_superblock_disk) != 196);
@@ -932,14 +938,30 @@ struct dm_clone_metadata *dm_clone_metadata_open(struct block_device *bdev,
 		goto bad;
 	}
 
-	bm = new_block_manager(cmd, error);
-	if (IS_ERR(bm)) {
-		r = PTR_ERR(bm);
-		goto bad;
+	for (tries = 1; ; tries++) {
+		bm = new_block_manager(cmd, error);
+		if (IS_ERR(bm)) {
+			r = PTR_ERR(bm);
+			goto bad;
+		}
+		r = __create_persistent_data(cmd, bm, true, error);
+		if (!r)
+			break;
+		/*
+		 * A live table on the same device (this is a reload) committed
+		 * while we read: a block its commit freed may have been
+		 * reused under us, and read as damaged. Read it all again.
+		 * A load that succeeds over such a commit is reloaded at
+		 * resume, once the live table is suspended (refresh).
+		 */
+		if (atomic64_read(&cmd->md_dev->commits) == cmd->commits_seen)
+			goto bad;
+		if (tries == OPEN_TRIES) {
+			*error = "The metadata kept changing while it was read (the live table commits): try again";
+			goto bad;
+		}
+		DMINFO("the live table committed while the metadata was read: reading it again");
 	}
-	r = __create_persistent_data(cmd, bm, true, error);
-	if (r)
-		goto bad;
 	r = __check_grow(cmd, error);
 	if (r) {
 		__destroy_persistent_data(cmd);
