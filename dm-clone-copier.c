@@ -68,6 +68,8 @@ struct copy_buf {
 	sector_t nr_sectors;
 	bool writing;			/* the read is done */
 	bool zeroes;			/* a run was written as zeroes */
+	bool checking;			/* reading the destination's zeroes */
+	bool dest_read_failed;
 	bool failed;
 	bool io_failed;			/* an I/O of the phase failed */
 	unsigned int ios;		/* I/Os of the phase in flight (lock) */
@@ -338,6 +340,12 @@ static void copy_io_end(struct copy_buf *buf, bool failed)
 		goto out;
 	failed = buf->io_failed;
 	buf->io_failed = false;
+	if (buf->checking) {
+		/* The destination was read: the worker decides (a failed read: write). */
+		buf->dest_read_failed = failed;
+		list_add_tail(&buf->list, &c->read);
+		goto kick;
+	}
 	if (failed && buf->zeroes) {
 		/* Write the zeroes read as data, from now on. */
 		set_bit(COPIER_NO_ZEROES, &c->flags);
@@ -367,16 +375,17 @@ static void copy_io_done(CLONE_IO_NOTIFY_ARGS)
 }
 
 /*
- * Send one I/O of @buf's phase: sectors [@sector, @sector + @count) of
- * the piece, from or into the buffer at the same place. Worker.
+ * Send one I/O of @buf's phase, @op on @bdev: sectors [@sector, @sector +
+ * @count) of the piece, from or into the buffer at the same place.
+ * Worker.
  */
 static void copy_submit(struct clone_copier *c, struct copy_buf *buf,
-			sector_t sector, sector_t count, bool zeroes)
+			sector_t sector, sector_t count, blk_opf_t op,
+			struct block_device *bdev)
 {
 	size_t off = (size_t)(sector - buf->sector) << SECTOR_SHIFT;
 	struct dm_io_request req = {
-		.bi_opf = !buf->writing ? REQ_OP_READ :
-			  zeroes ? REQ_OP_WRITE_ZEROES : REQ_OP_WRITE,
+		.bi_opf = op,
 		.mem.type = DM_IO_PAGE_LIST,
 		.mem.ptr.pl = &buf->pl[off >> PAGE_SHIFT],
 		.mem.offset = off & ~PAGE_MASK,
@@ -385,7 +394,7 @@ static void copy_submit(struct clone_copier *c, struct copy_buf *buf,
 		.client = c->io_client,
 	};
 	struct dm_io_region where = {
-		.bdev = buf->writing ? c->dest : c->source,
+		.bdev = bdev,
 		.sector = sector,
 		.count = count,
 	};
@@ -398,13 +407,11 @@ static void copy_submit(struct clone_copier *c, struct copy_buf *buf,
 }
 
 /*
- * Do sectors [@sector, @sector + @count) of the piece hold only zeroes?
- * Then, where the destination takes them, they are written as a zeroes
- * write: a thin or sparse destination stays sparse, and no data crosses
- * to it.
+ * Do sectors [@sector, @sector + @count) of the piece's buffer hold only
+ * zeroes? With @clear, make them zeroes instead.
  */
-static bool read_zeroes(struct clone_copier *c, struct copy_buf *buf,
-			sector_t sector, sector_t count)
+static bool buf_zeroes(struct copy_buf *buf, sector_t sector, sector_t count,
+		       bool clear)
 {
 	size_t off = (size_t)(sector - buf->sector) << SECTOR_SHIFT;
 	size_t left = (size_t)count << SECTOR_SHIFT, len;
@@ -412,14 +419,14 @@ static bool read_zeroes(struct clone_copier *c, struct copy_buf *buf,
 	bool zero = true;
 	void *p;
 
-	if (test_bit(COPIER_NO_ZEROES, &c->flags) ||
-	    !bdev_write_zeroes_sectors(c->dest))
-		return false;
 	off &= ~PAGE_MASK;
 	for (; left && zero; pl = pl->next, off = 0) {
 		len = min_t(size_t, left, PAGE_SIZE - off);
 		p = kmap_local_page(pl->page);
-		zero = !memchr_inv(p + off, 0, len);
+		if (clear)
+			memset(p + off, 0, len);
+		else
+			zero = !memchr_inv(p + off, 0, len);
 		kunmap_local(p);
 		left -= len;
 	}
@@ -427,30 +434,79 @@ static bool read_zeroes(struct clone_copier *c, struct copy_buf *buf,
 }
 
 /*
- * The piece is read: write what the job holds of it, run by run (all of
- * it for a job without write_run), runs of zeroes as zeroes writes.
- * Worker.
+ * The next run of the piece to write from @s, in [*@s, *@e); false when
+ * none is left. All of the piece for a job without write_run.
+ */
+static bool next_run(struct copy_buf *buf, sector_t *s, sector_t *e)
+{
+	struct clone_copy_job *job = buf->job;
+	sector_t end = buf->sector + buf->nr_sectors;
+
+	if (*s >= end)
+		return false;
+	*e = end;
+	if (job->write_run) {
+		*s = job->write_run(job, *s, end, e);
+		*e = min(*e, end);
+	}
+	return *s < end;
+}
+
+/* Do all the runs of the piece to write hold zeroes (in the buffer)? */
+static bool runs_zeroes(struct copy_buf *buf)
+{
+	sector_t s, e;
+
+	for (s = buf->sector; next_run(buf, &s, &e); s = e)
+		if (!buf_zeroes(buf, s, e - s, false))
+			return false;
+	return true;
+}
+
+/*
+ * The piece is read: write what the job holds of it, run by run, runs of
+ * zeroes as zeroes writes where the destination takes them. Where it does
+ * not, a piece that read only zeroes reads the destination first (into
+ * the buffer: the source's bytes are known) and is not written at all if
+ * the destination holds zeroes there already: a thin volume, which reads
+ * unprovisioned blocks as zeroes and takes no zeroes writes, stays
+ * sparse. Worker.
  */
 static void write_piece(struct clone_copier *c, struct copy_buf *buf)
 {
-	struct clone_copy_job *job = buf->job;
-	sector_t s = buf->sector, end = buf->sector + buf->nr_sectors, e;
-	bool z;
+	bool zeroes_ok = !test_bit(COPIER_NO_ZEROES, &c->flags) &&
+			 bdev_write_zeroes_sectors(c->dest);
+	bool clear = false, z;
+	sector_t s, e;
+
+	if (buf->checking) {
+		buf->checking = false;
+		if (!buf->dest_read_failed && runs_zeroes(buf)) {
+			spin_lock_irq(&c->lock);
+			list_add_tail(&buf->list, &c->done);
+			spin_unlock_irq(&c->lock);
+			kick_copier(c);
+			return;
+		}
+		clear = true;	/* the buffer holds the destination's bytes */
+	} else if (!zeroes_ok && runs_zeroes(buf)) {
+		buf->checking = true;
+		buf->ios = 1;	/* until every read is sent */
+		for (s = buf->sector; next_run(buf, &s, &e); s = e)
+			copy_submit(c, buf, s, e - s, REQ_OP_READ, c->dest);
+		copy_io_end(buf, false);
+		return;
+	}
 
 	buf->ios = 1;	/* until every run is sent */
 	buf->zeroes = false;
-	while (s < end) {
-		e = end;
-		if (job->write_run) {
-			s = job->write_run(job, s, end, &e);
-			if (s >= end)
-				break;
-			e = min(e, end);
-		}
-		z = read_zeroes(c, buf, s, e - s);
+	for (s = buf->sector; next_run(buf, &s, &e); s = e) {
+		if (clear)
+			buf_zeroes(buf, s, e - s, true);
+		z = zeroes_ok && buf_zeroes(buf, s, e - s, false);
 		buf->zeroes |= z;
-		copy_submit(c, buf, s, e - s, z);
-		s = e;
+		copy_submit(c, buf, s, e - s,
+			    z ? REQ_OP_WRITE_ZEROES : REQ_OP_WRITE, c->dest);
 	}
 	copy_io_end(buf, false);
 }
@@ -526,6 +582,7 @@ static bool start_piece(struct clone_copier *c)
 				job->end - job->next);
 	buf->writing = false;
 	buf->zeroes = false;
+	buf->checking = false;
 	buf->failed = false;
 	buf->io_failed = false;
 	buf->ios = 1;	/* until the read is sent */
@@ -540,7 +597,7 @@ static bool start_piece(struct clone_copier *c)
 	}
 	c->pieces_started++;
 	buf->start_ns = ktime_get_ns();
-	copy_submit(c, buf, buf->sector, buf->nr_sectors, false);
+	copy_submit(c, buf, buf->sector, buf->nr_sectors, REQ_OP_READ, c->source);
 	copy_io_end(buf, false);
 	return true;
 }
