@@ -37,6 +37,10 @@ export DM_DISABLE_UDEV=1 LC_ALL=C
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 here=$(cd "$(dirname "$0")" && pwd)
 SAMPLE=$here/dmc-sample
+# The sampler's way of seeing the end of a hydration: the dm event (ours
+# raises it at completion) or, for the peer, polling (-i MS): its event
+# comes at its next 1 s tick after the completion, up to a second late.
+POLL=()
 
 SIZE=1024 REGION=8 REPS=1 ONLY="1 2 3 4 5 6 7 8 10" DELAY=10 FIO_SECS=10 CAP=120
 QD=16 INTERVAL=100 FT_IOS=2000 MEM_TIB=4 DONE_GIB=256 PLOT=0 IMPLS=ours
@@ -210,6 +214,10 @@ s_progress() {
 	awk -v s="$1" 'NR == 1 || $1 - last >= 100 || $2 == $3 {
 		printf "@@P %s %.3f %.3f\n", s, $1 / 1000, $3 ? 100 * $2 / $3 : 0; last = $1 }' "$2"
 }
+# poll_note ID: a hydration of the peer, timed by polling.
+poll_note() {
+	[ ${#POLL[@]} = 0 ] || note "$1" "timed by polling the status every ${POLL[1]} ms (the peer's dm event comes up to 1 s after the completion)"
+}
 # sampler_note ID RC: note a capped or failed sampling.
 sampler_note() {
 	case "$2" in
@@ -271,10 +279,11 @@ hydrate_idle() {
 	read -r _ _ _ _ _ _ m0 _ <"$msf"
 	log "idle: untuned clone, resume -> hydrated"
 	# Timed to the completion event, which follows the completion commit.
-	"$SAMPLE" -r -T "$CAP" cl >"$out"
+	"$SAMPLE" "${POLL[@]}" -r -T "$CAP" cl >"$out"
 	rc=$?
 	dmsetup mknodes cl
 	sampler_note 1 "$rc"
+	poll_note 1
 	c1=$(commits)
 	read -r _ _ _ _ _ _ m1 _ <"$msf"
 	rate=$(s_rate "$out")
@@ -294,6 +303,7 @@ hydrate_idle() {
 	dm_rm cl
 	want 1 && res 1 "$rep" "$rate" "$limit"
 	if want 7; then
+		[ ${#POLL[@]} = 0 ] || note 7m "commits within the polled hydration: the peer's completion commit comes at its next tick, after"
 		res 7c "$rep" "$(calc "($c1 - $c0) / $secs")" -
 		res 7m "$rep" "$(calc "($m1 - $m0) * 512 / 1048576 / ($SIZE / 1024)")" -
 		[ "$c1" != nan ] && [ $((c1 - c0)) -gt 0 ] &&
@@ -318,6 +328,7 @@ latency_bound() {
 	log "latency: untuned clone over the delayed source"
 	clone_over /dev/mapper/dsrc "$ST/lat.$rep.txt" 2 || return 1
 	rate=$CLONE_RATE
+	poll_note 2
 	dm_rm dsrc
 	# The same path without the latency: what hiding it perfectly gives.
 	dm_up dsrc "0 $SECTORS delay $SRC 0 0" || return 1
@@ -343,7 +354,7 @@ clone_over() {
 	dd if=/dev/zero of="$DST" bs=1M count="$SIZE" oflag=direct status=none
 	new_meta
 	dm_load cl "$(clone_line "$1")" || return 1
-	"$SAMPLE" -r -T "$CAP" cl >"$2"
+	"$SAMPLE" "${POLL[@]}" -r -T "$CAP" cl >"$2"
 	rc=$?
 	sampler_note "$3" "$rc"
 	dmsetup mknodes cl
@@ -418,10 +429,11 @@ under_load() {
 	fio_bg /dev/mapper/cl "$kind"
 	wait_io cl || { fio_stop; return 1; }
 	sleep 1
-	"$SAMPLE" -m enable_hydration -T "$CAP" -s "$sf" cl >"$out"
+	"$SAMPLE" "${POLL[@]}" -m enable_hydration -T "$CAP" -s "$sf" cl >"$out"
 	rc=$?
 	fio_stop
 	sampler_note "${id}h" "$rc"
+	poll_note "${id}h"
 	rate=$(s_rate "$out")
 	iops1=$(s_iops "$out")
 	log "load $kind: hydration $rate MB/s (idle $idle) in $(s_secs "$out") s, user IOPS $iops1 (baseline $iops0)"
@@ -436,7 +448,7 @@ steady() {
 	new_meta
 	dm_load cl "$(clone_line "$SRC")" || return 1
 	log "steady: hydrating the clone"
-	"$SAMPLE" -r -T "$CAP" cl >"$ST/steady-hyd.txt"
+	"$SAMPLE" "${POLL[@]}" -r -T "$CAP" cl >"$ST/steady-hyd.txt"
 	rc=$?
 	dmsetup mknodes cl
 	[ "$rc" = 0 ] || { note 4r "the clone was not fully hydrated (sampler status $rc)"; }
@@ -567,7 +579,7 @@ memory() {
 	deadline $((CAP * 4 + 300))
 	if blkdiscard -o 0 -l $(((L - 2097152) * 512)) /dev/mapper/cl; then
 		log "memory: discard done in $((SECONDS - t0)) s; hydrating the rest"
-		"$SAMPLE" -m enable_hydration -T "$((CAP * 3))" cl >"$ST/mem-done.txt"
+		"$SAMPLE" "${POLL[@]}" -m enable_hydration -T "$((CAP * 3))" cl >"$ST/mem-done.txt"
 		rc=$?
 		log "memory: complete after $((SECONDS - t0)) s (sampler status $rc)"
 		sleep 2
@@ -651,7 +663,7 @@ zero() {
 	new_meta
 	dm_load cl "$(clone_line /dev/mapper/zsrc)" || { losetup -d "$lo"; umount "$mnt"; return 1; }
 	log "zero: hydrating onto a sparse file on tmpfs ($lo, write_zeroes_max_bytes $wz)"
-	"$SAMPLE" -r -T "$CAP" cl >"$ST/zero-loop.$rep.txt"
+	"$SAMPLE" "${POLL[@]}" -r -T "$CAP" cl >"$ST/zero-loop.$rep.txt"
 	rc=$?
 	sampler_note 10l "$rc"
 	dmsetup mknodes cl
@@ -676,7 +688,7 @@ zero() {
 	new_meta
 	dm_load cl "$(clone_line /dev/mapper/zsrc)" || return 1
 	log "zero: hydrating onto a thin volume (write_zeroes_max_bytes $wz)"
-	"$SAMPLE" -r -T "$CAP" cl >"$ST/zero-thin.$rep.txt"
+	"$SAMPLE" "${POLL[@]}" -r -T "$CAP" cl >"$ST/zero-thin.$rep.txt"
 	rc=$?
 	sampler_note 10 "$rc"
 	dmsetup mknodes cl
@@ -777,6 +789,8 @@ use_impl() {
 	peer) SFX=@peer REGION=$REGION0 CORE="" ;;
 	tuned) SFX=@tuned REGION=128 CORE="4 hydration_threshold 32 hydration_batch_size 32" ;;
 	esac
+	POLL=()
+	[ "$want" = ours ] || POLL=(-i 25)
 	RBYTES=$((REGION * 512))
 	rm -rf "$ST"
 	mkdir -p "$ST"
