@@ -795,7 +795,7 @@ use_impl() {
 	rm -rf "$ST"
 	mkdir -p "$ST"
 	info "target$SFX" "$(dmsetup targets | awk '$1 == "clone" { print $2 }')"
-	log "==== implementation $1: $( [ "$want" = ours ] && echo our || echo "the kernel's own") dm-clone, $((RBYTES / 1024)) KiB regions${CORE:+, core args $CORE}"
+	[ "$IMPLS" = ours ] || log "==== implementation $1: $( [ "$want" = ours ] && echo our || echo "the kernel's own") dm-clone, $((RBYTES / 1024)) KiB regions${CORE:+, core args $CORE}"
 }
 # peer_skip ID TEXT: a scenario that the peer does not run (a feature only
 # we have, or not a module figure): noted on its row.
