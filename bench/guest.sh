@@ -7,6 +7,15 @@
 #   guest.sh [--size MiB] [--region SECTORS] [--reps N] [--only LIST]
 #            [--delay MS] [--fio-secs S] [--cap S] [--qd N] [--interval MS]
 #            [--ft-ios N] [--mem-tib N] [--done-gib N] [--plot 0|1]
+#            [--impls LIST]
+#
+# --impls: the implementations and configurations to measure, in turn, in
+# the same run: ours (our module, loaded by modprobe), peer (the kernel's
+# own dm-clone, insmod of the image's copy, the same table lines as ours),
+# tuned (the peer, hand-tuned: 64 KiB regions, hydration_threshold 32,
+# hydration_batch_size 32). Default: ours. The module is reloaded between
+# them, every clone device removed first; the results of the peer's runs
+# carry the row id with a suffix, @peer or @tuned.
 #
 # Hydrations are timed from the resume (or the enable_hydration message)
 # to the dm event the target raises when the last region is hydrated:
@@ -19,6 +28,7 @@
 #         (">= 0.90", "<= 1.00"), or "-" for a figure without target
 #   @@R id rep ours limit      one measurement (limit "-" if none)
 #   @@N id text                a note on a row (capped run, method)
+#   @@X text                   the run cannot be made (no peer): the reason
 #   @@P series t_seconds percent_hydrated     hydration progress (plot)
 #   @@I key value              description of the guest and the run
 #   @@DMCLONE-DEADLINE N       for scripts/guest-run.sh (dead guest)
@@ -27,9 +37,13 @@ export DM_DISABLE_UDEV=1 LC_ALL=C
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 here=$(cd "$(dirname "$0")" && pwd)
 SAMPLE=$here/dmc-sample
+# The sampler's way of seeing the end of a hydration: the dm event (ours
+# raises it at completion) or, for the peer, polling (-i MS): its event
+# comes at its next 1 s tick after the completion, up to a second late.
+POLL=()
 
-SIZE=1024 REGION=8 REPS=1 ONLY="1 2 3 4 5 6 7 8 9" DELAY=10 FIO_SECS=10 CAP=120
-QD=16 INTERVAL=100 FT_IOS=2000 MEM_TIB=4 DONE_GIB=256 PLOT=0
+SIZE=1024 REGION=8 REPS=1 ONLY="1 2 3 4 5 6 7 8 9 10" DELAY=10 FIO_SECS=10 CAP=120
+QD=16 INTERVAL=100 FT_IOS=2000 MEM_TIB=4 DONE_GIB=256 PLOT=0 IMPLS=ours
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--size) SIZE=$2 ;;
@@ -45,6 +59,7 @@ while [ $# -gt 0 ]; do
 	--mem-tib) MEM_TIB=$2 ;;
 	--done-gib) DONE_GIB=$2 ;;
 	--plot) PLOT=$2 ;;
+	--impls) IMPLS=${2//,/ } ;;
 	*) echo "guest.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift 2
@@ -60,8 +75,10 @@ RBYTES=$((REGION * 512))
 log() { printf '[%4ds] %s\n' $((SECONDS - T_START)) "$*"; }
 deadline() { echo "@@DMCLONE-DEADLINE $1"; }
 row() { printf '@@ROW %s\t%s\t%s\t%s\t%s\t%s\n' "$@"; }
-res() { echo "@@R $1 $2 $3 $4"; }
-note() { echo "@@N $1 $2"; }
+# Results and notes of the peer's runs: the row id with the suffix SFX.
+SFX=""
+res() { echo "@@R $1$SFX $2 $3 $4"; }
+note() { echo "@@N $1$SFX $2"; }
 info() { echo "@@I $1 $2"; }
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 # calc EXPR: floating point arithmetic (awk), printed with up to 6 digits.
@@ -98,8 +115,23 @@ cleanup_devs() {
 statfile() { echo "/sys/block/dm-$(dmsetup info -c --noheadings -o minor "$1" | tr -d " ")/stat"; }
 # Fresh metadata: zero its first block, the next clone formats it.
 new_meta() { dd if=/dev/zero of="$META" bs=4k count=1 oflag=direct status=none; }
-# clone_line SRCDEV [WORDS]: a table line over the whole device.
-clone_line() { echo "0 $SECTORS clone $META $DST $1 $REGION${2:+ $2}"; }
+# clone_args [FEATURES]: the optional words of a table line: FEATURES
+# ("1 no_hydration"), then the core arguments of the configuration (CORE,
+# set for the hand-tuned peer).
+CORE=""
+clone_args() {
+	if [ -n "$CORE" ]; then
+		echo "${1:-0} $CORE"
+	else
+		echo "${1:-}"
+	fi
+}
+# clone_line SRCDEV [FEATURES]: a table line over the whole device.
+clone_line() {
+	local a
+	a=$(clone_args "${2:-}")
+	echo "0 $SECTORS clone $META $DST $1 $REGION${a:+ $a}"
+}
 
 # Slab + VmallocUsed in KiB, after dropping the caches (dentries and
 # inodes, dm-bufio's clean buffers) and the empty slabs of every cache, to
@@ -182,6 +214,10 @@ s_progress() {
 	awk -v s="$1" 'NR == 1 || $1 - last >= 100 || $2 == $3 {
 		printf "@@P %s %.3f %.3f\n", s, $1 / 1000, $3 ? 100 * $2 / $3 : 0; last = $1 }' "$2"
 }
+# poll_note ID: a hydration of the peer, timed by polling.
+poll_note() {
+	[ ${#POLL[@]} = 0 ] || note "$1" "timed by polling the status every ${POLL[1]} ms (the peer's dm event comes up to 1 s after the completion)"
+}
 # sampler_note ID RC: note a capped or failed sampling.
 sampler_note() {
 	case "$2" in
@@ -207,6 +243,13 @@ setup_kprobe() {
 	else
 		log "no kprobe on dm_clone_metadata_commit: commits not counted"
 	fi
+}
+# Before the module is unloaded: the probe goes with it.
+teardown_kprobe() {
+	[ -n "$KPROBE" ] || return 0
+	echo 0 >"$tracefs/events/kprobes/$KPROBE/enable" 2>/dev/null
+	echo "-:$KPROBE" >>"$tracefs/kprobe_events" 2>/dev/null
+	KPROBE=""
 }
 commits() {
 	if [ -n "$KPROBE" ]; then
@@ -236,10 +279,11 @@ hydrate_idle() {
 	read -r _ _ _ _ _ _ m0 _ <"$msf"
 	log "idle: untuned clone, resume -> hydrated"
 	# Timed to the completion event, which follows the completion commit.
-	"$SAMPLE" -r -T "$CAP" cl >"$out"
+	"$SAMPLE" "${POLL[@]}" -r -T "$CAP" cl >"$out"
 	rc=$?
 	dmsetup mknodes cl
 	sampler_note 1 "$rc"
+	poll_note 1
 	c1=$(commits)
 	read -r _ _ _ _ _ _ m1 _ <"$msf"
 	rate=$(s_rate "$out")
@@ -259,6 +303,7 @@ hydrate_idle() {
 	dm_rm cl
 	want 1 && res 1 "$rep" "$rate" "$limit"
 	if want 7; then
+		[ ${#POLL[@]} = 0 ] || note 7m "commits within the polled hydration: the peer's completion commit comes at its next tick, after"
 		res 7c "$rep" "$(calc "($c1 - $c0) / $secs")" -
 		res 7m "$rep" "$(calc "($m1 - $m0) * 512 / 1048576 / ($SIZE / 1024)")" -
 		[ "$c1" != nan ] && [ $((c1 - c0)) -gt 0 ] &&
@@ -285,6 +330,7 @@ latency_bound() {
 	log "latency: untuned clone over the delayed source"
 	clone_over /dev/mapper/dsrc "$ST/lat.$rep.txt" 2 || return 1
 	rate=$CLONE_RATE busy=$CLONE_BUSY
+	poll_note 2
 	dm_rm dsrc
 	# The same path without the latency: what hiding it perfectly gives.
 	dm_up dsrc "0 $SECTORS delay $SRC 0 0" || return 1
@@ -332,7 +378,7 @@ clone_over() {
 	new_meta
 	dm_load cl "$(clone_line "$1")" || return 1
 	t0=$(cpu_ticks)
-	"$SAMPLE" -r -T "$CAP" cl >"$2"
+	"$SAMPLE" "${POLL[@]}" -r -T "$CAP" cl >"$2"
 	rc=$?
 	CLONE_BUSY=$(cpu_busy "$t0" "$(cpu_ticks)")
 	sampler_note "$3" "$rc"
@@ -408,10 +454,11 @@ under_load() {
 	fio_bg /dev/mapper/cl "$kind"
 	wait_io cl || { fio_stop; return 1; }
 	sleep 1
-	"$SAMPLE" -m enable_hydration -T "$CAP" -s "$sf" cl >"$out"
+	"$SAMPLE" "${POLL[@]}" -m enable_hydration -T "$CAP" -s "$sf" cl >"$out"
 	rc=$?
 	fio_stop
 	sampler_note "${id}h" "$rc"
+	poll_note "${id}h"
 	rate=$(s_rate "$out")
 	iops1=$(s_iops "$out")
 	log "load $kind: hydration $rate MB/s (idle $idle) in $(s_secs "$out") s, user IOPS $iops1 (baseline $iops0)"
@@ -426,7 +473,7 @@ steady() {
 	new_meta
 	dm_load cl "$(clone_line "$SRC")" || return 1
 	log "steady: hydrating the clone"
-	"$SAMPLE" -r -T "$CAP" cl >"$ST/steady-hyd.txt"
+	"$SAMPLE" "${POLL[@]}" -r -T "$CAP" cl >"$ST/steady-hyd.txt"
 	rc=$?
 	dmsetup mknodes cl
 	[ "$rc" = 0 ] || { note 4r "the clone was not fully hydrated (sampler status $rc)"; }
@@ -492,7 +539,7 @@ first_touch() {
 		echo "/dev/mapper/cl close"
 	} >"$log_file"
 	new_meta
-	dm_up cl "0 $SECTORS clone $META $DST $SRC $region 1 no_hydration" || return 1
+	dm_up cl "0 $SECTORS clone $META $DST $SRC $region $(clone_args "1 no_hydration")" || return 1
 	log "first touch ($((rb / 1024)) KiB regions): $n writes at QD 1"
 	line=$(fio_terse --name=ft --read_iolog="$log_file" --iodepth=1 --replay_no_stall=1)
 	ours=$(fpct w 99 "$line")
@@ -504,6 +551,12 @@ first_touch() {
 	lw=$(fpct w 99 "$line")
 	log "first touch: source read p99 $lr us, destination write p99 $lw us"
 	res "$id" "$rep" "$ours" "$(calc "$lr + $lw + 1000")"
+	# The hand-tuned peer has 64 KiB regions: its row 5 is also the 64 KiB
+	# row, which it does not run again.
+	if [ "$IMPL" = tuned ] && [ "$id" = 5 ] && [ "$REGION0" != 128 ]; then
+		res 5x "$rep" "$ours" "$(calc "$lr + $lw + 1000")"
+		note 5 "64 KiB regions (hand-tuned)"
+	fi
 }
 
 # Scenario 6: kernel memory (slab + vmalloc) of a large sparse clone
@@ -524,7 +577,7 @@ memory() {
 	new_meta
 	log "memory: ${MEM_TIB} TiB clone, $regions regions (metadata formatting)"
 	t0=$SECONDS
-	dm_up cl "0 $L clone $META $DST /dev/mapper/zsrc $REGION" || return 1
+	dm_up cl "0 $L clone $META $DST /dev/mapper/zsrc $REGION $(clone_args)" || return 1
 	log "memory: created in $((SECONDS - t0)) s, hydrating 3 s"
 	sleep 3
 	b=$(kmem_kb)
@@ -542,7 +595,7 @@ memory() {
 	dm_up zsrc "0 $L zero" && dm_up zdst "0 $L zero" || return 1
 	a=$(kmem_kb)
 	new_meta
-	dm_up cl "0 $L clone $META $DST /dev/mapper/zsrc $REGION" || return 1
+	dm_up cl "0 $L clone $META $DST /dev/mapper/zsrc $REGION $(clone_args)" || return 1
 	sleep 2
 	b=$(kmem_kb)
 	dmsetup message cl 0 disable_hydration
@@ -551,7 +604,7 @@ memory() {
 	deadline $((CAP * 4 + 300))
 	if blkdiscard -o 0 -l $(((L - 2097152) * 512)) /dev/mapper/cl; then
 		log "memory: discard done in $((SECONDS - t0)) s; hydrating the rest"
-		"$SAMPLE" -m enable_hydration -T "$((CAP * 3))" cl >"$ST/mem-done.txt"
+		"$SAMPLE" "${POLL[@]}" -m enable_hydration -T "$((CAP * 3))" cl >"$ST/mem-done.txt"
 		rc=$?
 		log "memory: complete after $((SECONDS - t0)) s (sampler status $rc)"
 		sleep 2
@@ -594,6 +647,104 @@ tools() {
 	res 8 "$rep" "$(calc "$bytes / (($t1 - $t0) / 1e9) / 1e6")" "$(calc "$bytes / (($t2 - $t1) / 1e9) / 1e6")"
 	note 8 "320 MiB metadata on brd, 2^31 regions; clone_check $(((t1 - t0) / 1000000)) ms, dd $(((t2 - t1) / 1000000)) ms"
 	rmmod brd
+}
+
+# Scenario 10: zero regions. A source half zeroes, extents of 1 MiB
+# alternating data and zeroes (linear targets over a brd holding a pattern,
+# zero targets between them), hydrated by an untuned clone onto a sparse
+# destination: a loop device over a sparse file on tmpfs (row 10l: the
+# file's allocated size against the data), then a thin volume (row 10: the
+# pool's data blocks used against the blocks the data needs). A zero
+# piece written as a zeroes write allocates nothing, where the destination
+# advertises write zeroes; where it does not, the zeroes are written as
+# data and the destination fills: the note gives write_zeroes_max_bytes.
+zero() {
+	local rep=$1 ext=2048 n i nd need wz used rc f lo mnt=$ST/zmnt dev
+	local SECTORS=$((SIZE * 2048)) META=/dev/ram3 DST
+	modprobe brd rd_nr=4 rd_size=$(((SIZE + 64) * 1024)) max_part=0 || return 1
+	modprobe loop
+	modprobe dm-thin-pool || { log "zero: no dm-thin-pool"; return 1; }
+	n=$((SECTORS / ext))		# whole MiB
+	nd=$(((n + 1) / 2))
+	dmclone-pattern write /dev/ram0 1 0 $((nd * ext))
+	for ((i = 0; i < n; i++)); do
+		if ((i % 2 == 0)); then
+			echo "$((i * ext)) $ext linear /dev/ram0 $((i * ext / 2))"
+		else
+			echo "$((i * ext)) $ext zero"
+		fi
+	done >"$ST/zsrc.table"
+	dmsetup create zsrc <"$ST/zsrc.table" || { log "zero: cannot create the source"; return 1; }
+	DEVS+=(zsrc)
+
+	# Row 10l: a sparse file on tmpfs behind a loop device.
+	mkdir -p "$mnt"
+	mount -t tmpfs -o size=$((SIZE + 64))m zero "$mnt" || return 1
+	f=$mnt/dst
+	truncate -s "${SIZE}M" "$f"
+	lo=$(losetup -f --show "$f") || { umount "$mnt"; return 1; }
+	wz=$(cat "/sys/block/${lo#/dev/}/queue/write_zeroes_max_bytes")
+	DST=$lo
+	new_meta
+	dm_load cl "$(clone_line /dev/mapper/zsrc)" || { losetup -d "$lo"; umount "$mnt"; return 1; }
+	log "zero: hydrating onto a sparse file on tmpfs ($lo, write_zeroes_max_bytes $wz)"
+	"$SAMPLE" "${POLL[@]}" -r -T "$CAP" cl >"$ST/zero-loop.$rep.txt"
+	rc=$?
+	sampler_note 10l "$rc"
+	dmsetup mknodes cl
+	zero_check 10l "$rep" /dev/mapper/cl
+	dm_rm cl
+	sync
+	used=$(($(stat -c '%b * %B' "$f") / 1024))
+	log "zero: the file holds $used KiB allocated, the data $((nd * ext / 2)) KiB"
+	res 10l "$rep" "$(calc "$used / 1024")" "$(calc "$nd * $ext / 2048")"
+	zero_note 10l "loop over tmpfs" "$wz"
+	losetup -d "$lo"
+	umount "$mnt"
+
+	# Row 10: a thin volume (pool: 64 KiB blocks, no block zeroing).
+	dd if=/dev/zero of=/dev/ram2 bs=4k count=1 oflag=direct status=none
+	dm_up zpool "0 $(((SIZE + 64) * 2048)) thin-pool /dev/ram2 /dev/ram1 128 0 1 skip_block_zeroing" || return 1
+	dmsetup message zpool 0 "create_thin 0" || return 1
+	dm_up zthin "0 $SECTORS thin /dev/mapper/zpool 0" || return 1
+	dev=dm-$(dmsetup info -c --noheadings -o minor zthin | tr -d ' ')
+	wz=$(cat "/sys/block/$dev/queue/write_zeroes_max_bytes")
+	DST=/dev/mapper/zthin
+	new_meta
+	dm_load cl "$(clone_line /dev/mapper/zsrc)" || return 1
+	log "zero: hydrating onto a thin volume (write_zeroes_max_bytes $wz)"
+	"$SAMPLE" "${POLL[@]}" -r -T "$CAP" cl >"$ST/zero-thin.$rep.txt"
+	rc=$?
+	sampler_note 10 "$rc"
+	dmsetup mknodes cl
+	zero_check 10 "$rep" /dev/mapper/cl
+	dm_rm cl
+	used=$(dmsetup status zpool | awk '{ split($6, a, "/"); print a[1] }')
+	need=$((nd * ext / 128))
+	log "zero: the pool has $used data blocks (64 KiB) used, the data needs $need ($(dmsetup status zpool))"
+	res 10 "$rep" "$used" "$need"
+	zero_note 10 "dm-thin" "$wz"
+	dm_rm zthin zpool zsrc
+	rmmod brd
+}
+# zero_check ID REP DEV: on the first rep, DEV (the clone) reads back as
+# the source.
+zero_check() {
+	[ "$2" = 1 ] || return 0
+	if cmp -s /dev/mapper/zsrc "$3"; then
+		log "zero: the clone reads back as the source"
+	else
+		log "zero: THE CLONE DIFFERS FROM THE SOURCE"
+		note "$1" "the clone did not read back as the source"
+	fi
+}
+# zero_note ID WHAT WZ: what the destination advertises.
+zero_note() {
+	if [ "$3" = 0 ]; then
+		note "$1" "$2 advertises no write zeroes here (write_zeroes_max_bytes 0): zeroes are written as data"
+	else
+		note "$1" "$2 advertises write zeroes (write_zeroes_max_bytes $3)"
+	fi
 }
 
 # The plot's curves: the same hydrations as scenarios 1 and 3, polled
@@ -752,7 +903,7 @@ ws_clone() {
 		for ((i = 0; i < 300; i++)); do [ -s "$out" ] && break; sleep 0.05; done
 	else
 		dm_load cl "$(clone_line "$src")" || return 1
-		"$SAMPLE" -r -T "$CAP" cl >"$out" &
+		"$SAMPLE" "${POLL[@]}" -r -T "$CAP" cl >"$out" &
 		spid=$!
 		for ((i = 0; i < 300; i++)); do [ -s "$out" ] && break; sleep 0.05; done
 		dmsetup mknodes cl
@@ -794,7 +945,7 @@ ws_source() {
 	log "working set ($k): idle clone, resume -> hydrated"
 	new_meta
 	dm_load cl "$(clone_line "$src")" || return 1
-	"$SAMPLE" -r -T "$CAP" cl >"$ST/ws-idle-$k.$rep.txt"
+	"$SAMPLE" "${POLL[@]}" -r -T "$CAP" cl >"$ST/ws-idle-$k.$rep.txt"
 	sampler_note "9${k}h" $?
 	dmsetup mknodes cl
 	dm_rm cl
@@ -816,6 +967,8 @@ ws_source() {
 	fio_stop
 	dm_rm lin
 	for v in "" p; do
+		# The prefetch message is ours alone.
+		[ -n "$v" ] && [ -n "$SFX" ] && { peer_skip "9$k${v}1" "no prefetch message"; continue; }
 		log "working set ($k): clone${v:+ with dmclone prefetch of the hot files}, three passes"
 		ws_clone "$src" "$ST/ws-$k$v.$rep.txt" "9$k${v}h" "${v:+1}" || return 1
 		WS_OUT+=("9$k${v}1 ${WS_P[1]} $s0" "9$k${v}2 ${WS_P[2]} local"
@@ -899,6 +1052,59 @@ ws_run() {
 	done
 	note 9d2 "local: the median of $((${#WS_LOCAL[@]})) passes, $loc s; hot set ${#WS_HOT[@]} files, $((WS_HOT_BYTES / 1048576)) MiB, read with cat after drop_caches"
 }
+# ------------------------------------------------------------ implementations
+
+# The kernel's own dm-clone (the peer), when the image carries one (see
+# tests/lib/interchange.sh): loaded by insmod, ours by modprobe. Ours is
+# out of tree: its taint flags hold an O, the peer's do not.
+PEER_MODULE=$(sed -n 's/^peer: //p' /etc/dmclone-image 2>/dev/null)
+loaded_clone() {
+	if [ ! -d /sys/module/dm_clone ]; then
+		echo none
+	elif grep -q O /sys/module/dm_clone/taint 2>/dev/null; then
+		echo ours
+	else
+		echo peer
+	fi
+}
+# use_impl ours|peer|tuned: every clone device is gone; load the module,
+# set the configuration (REGION, CORE, SFX), a fresh scratch directory.
+use_impl() {
+	local want=ours deps
+	[ "$1" = ours ] || want=peer
+	if [ "$(loaded_clone)" != "$want" ]; then
+		teardown_kprobe
+		if [ -d /sys/module/dm_clone ]; then
+			rmmod dm_clone || { log "cannot unload dm_clone ($(loaded_clone))"; return 1; }
+		fi
+		if [ "$want" = ours ]; then
+			modprobe dm-clone || { log "cannot load our dm-clone"; return 1; }
+		else
+			deps=$(modinfo -F depends "$PEER_MODULE" | tr , ' ')
+			# shellcheck disable=SC2086 # a list of module names
+			[ -z "$deps" ] || modprobe -a $deps
+			insmod "$PEER_MODULE" || { log "insmod $PEER_MODULE failed"; return 1; }
+		fi
+		[ "$(loaded_clone)" = "$want" ] || { log "dm_clone loaded is $(loaded_clone), not $want"; return 1; }
+		setup_kprobe
+	fi
+	IMPL=$1
+	case "$1" in
+	ours) SFX="" REGION=$REGION0 CORE="" ;;
+	peer) SFX=@peer REGION=$REGION0 CORE="" ;;
+	tuned) SFX=@tuned REGION=128 CORE="4 hydration_threshold 32 hydration_batch_size 32" ;;
+	esac
+	POLL=()
+	[ "$want" = ours ] || POLL=(-i 25)
+	RBYTES=$((REGION * 512))
+	rm -rf "$ST"
+	mkdir -p "$ST"
+	info "target$SFX" "$(dmsetup targets | awk '$1 == "clone" { print $2 }')"
+	[ "$IMPLS" = ours ] || log "==== implementation $1: $( [ "$want" = ours ] && echo our || echo "the kernel's own") dm-clone, $((RBYTES / 1024)) KiB regions${CORE:+, core args $CORE}"
+}
+# peer_skip ID TEXT: a scenario that the peer does not run (a feature only
+# we have, or not a module figure): noted on its row.
+peer_skip() { [ -z "$SFX" ] || note "$1" "not run on the peer: $2"; }
 
 # ------------------------------------------------------------ main
 
@@ -907,7 +1113,7 @@ run() {	# run STEP...: one step; on failure log it and clean up
 	deadline $((CAP * 2 + 600))
 	if ! "$@"; then
 		log "FAILED: $what"
-		echo "@@N fail $what"
+		echo "@@N fail $what${SFX:+ (on the peer, $IMPL)}"
 	fi
 	fio_stop
 	cleanup_devs
@@ -917,6 +1123,19 @@ cleanup_all() { fio_stop; cleanup_devs; }
 trap cleanup_all EXIT
 
 deadline 600
+REGION0=$REGION
+for IMPL in $IMPLS; do
+	case "$IMPL" in
+	ours) ;;
+	peer|tuned)
+		if [ -z "$PEER_MODULE" ] || [ ! -f "$PEER_MODULE" ]; then
+			echo "@@X this kernel ($(uname -r)) ships no dm-clone of its own (no peer in the guest image)"
+			exit 3
+		fi
+		;;
+	*) echo "guest.sh: unknown implementation $IMPL" >&2; exit 2 ;;
+	esac
+done
 modprobe dm-clone || { echo "cannot load dm-clone"; exit 1; }
 modprobe dm-delay
 modprobe dm-zero
@@ -972,41 +1191,9 @@ for k in d n; do
 	done
 	row "9${k}x" "  reference: local pass beside src read" "MB/s" "linear over copied dest" "-" -
 done
+row 10 "zero regions: thin pool blocks used" "blocks" "blocks of the data" "<=" 1.10
+row 10l "zero regions: sparse file allocated" "MiB" "MiB of the data" "<=" 1.10
 
-if want 1 || want 2 || want 3 || want 4 || want 5 || want 7; then
-	avail=$(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo)
-	if [ $((2 * SIZE + 384)) -gt "$avail" ]; then
-		echo "--size $SIZE MiB: two ramdisks of that size do not fit in the guest ($avail MiB available); use a smaller --size or a larger --mem" >&2
-		exit 2
-	fi
-	SECTORS=$((SIZE * 2048))
-	modprobe brd rd_nr=3 rd_size=$((SIZE * 1024)) max_part=0 || exit 1
-	# The metadata through a linear table: brd keeps no I/O statistics, dm does.
-	dm_up bmeta "0 $SECTORS linear /dev/ram2 0" || exit 1
-	META=/dev/mapper/bmeta
-	DEVS=()		# bmeta stays until the end of the brd scenarios
-	log "filling the source ($SIZE MiB, pattern) and the destination"
-	deadline 900
-	dmclone-pattern write "$SRC" 1 0 "$SECTORS"
-	dd if=/dev/zero of="$DST" bs=1M count="$SIZE" oflag=direct status=none
-	for ((rep = 1; rep <= REPS; rep++)); do
-		log "==== rep $rep of $REPS"
-		if want 1 || want 7; then run hydrate_idle "$rep"; fi
-		if want 2; then run latency_bound "$rep"; fi
-		if want 3; then
-			run under_load "$rep" randread 3r
-			run under_load "$rep" randwrite 3w
-		fi
-		if want 4; then run steady "$rep"; fi
-		if want 5; then
-			run first_touch "$rep" 5 "$REGION"
-			[ "$REGION" != 128 ] && run first_touch "$rep" 5x 128
-		fi
-	done
-	[ "$PLOT" = 1 ] && run plot_runs
-	dm_rm bmeta
-	rmmod brd
-fi
 # reps STEP: run STEP once per repetition, each with a RAM disk of its own.
 reps() {
 	local rep
@@ -1016,8 +1203,57 @@ reps() {
 		grep -q '^brd ' /proc/modules && rmmod brd
 	done
 }
-if want 6; then reps memory; fi
-if want 8; then reps tools; fi
-if want 9; then reps working_set; fi
+
+# The scenarios, on the implementation loaded (use_impl).
+scenarios() {
+	local avail rep
+	if want 1 || want 2 || want 3 || want 4 || want 5 || want 7; then
+		avail=$(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo)
+		if [ $((2 * SIZE + 384)) -gt "$avail" ]; then
+			echo "--size $SIZE MiB: two ramdisks of that size do not fit in the guest ($avail MiB available); use a smaller --size or a larger --mem" >&2
+			exit 2
+		fi
+		SECTORS=$((SIZE * 2048))
+		modprobe brd rd_nr=3 rd_size=$((SIZE * 1024)) max_part=0 || exit 1
+		# The metadata through a linear table: brd keeps no I/O statistics, dm does.
+		dm_up bmeta "0 $SECTORS linear /dev/ram2 0" || exit 1
+		META=/dev/mapper/bmeta
+		DEVS=()		# bmeta stays until the end of the brd scenarios
+		log "filling the source ($SIZE MiB, pattern) and the destination"
+		deadline 900
+		dmclone-pattern write "$SRC" 1 0 "$SECTORS"
+		dd if=/dev/zero of="$DST" bs=1M count="$SIZE" oflag=direct status=none
+		for ((rep = 1; rep <= REPS; rep++)); do
+			log "==== rep $rep of $REPS"
+			if want 1 || want 7; then run hydrate_idle "$rep"; fi
+			if want 2; then run latency_bound "$rep"; fi
+			if want 3; then
+				run under_load "$rep" randread 3r
+				run under_load "$rep" randwrite 3w
+			fi
+			if want 4; then run steady "$rep"; fi
+			if want 5; then
+				run first_touch "$rep" 5 "$REGION"
+				[ "$REGION" != 128 ] && run first_touch "$rep" 5x 128
+			fi
+		done
+		[ "$PLOT" = 1 ] && [ -z "$SFX" ] && run plot_runs
+		dm_rm bmeta
+		rmmod brd
+	fi
+	if want 6; then reps memory; fi
+	if want 8; then
+		if [ -z "$SFX" ]; then reps tools; else peer_skip 8 "it measures our clone_check, not the module"; fi
+	fi
+	if want 9; then reps working_set; fi
+	if want 10; then reps zero; fi
+}
+
+for IMPL in $IMPLS; do
+	use_impl "$IMPL" || { echo "@@N fail loading $IMPL"; continue; }
+	scenarios
+	cleanup_devs
+done
+SFX=""
 log "done"
 exit 0
