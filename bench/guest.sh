@@ -741,7 +741,7 @@ zero_check() {
 # zero_note ID WHAT WZ: what the destination advertises.
 zero_note() {
 	if [ "$3" = 0 ]; then
-		note "$1" "$2 advertises no write zeroes here (write_zeroes_max_bytes 0): zeroes are written as data"
+		note "$1" "$2 advertises no write zeroes here (write_zeroes_max_bytes 0): zeroes go as data, or (ours) not at all where it reads zeroes already"
 	else
 		note "$1" "$2 advertises write zeroes (write_zeroes_max_bytes $3)"
 	fi
@@ -930,7 +930,7 @@ ws_clone() {
 	WS_SECS=$(s_secs "$out")
 	dm_rm cl
 	log "working set: passes ${WS_P[1]} ${WS_P[2]} ${WS_P[3]} s, hydrated ${WS_H[1]} ${WS_H[2]} ${WS_H[3]} % before each, $h % after; reads local ${WS_L[1]} ${WS_L[2]} ${WS_L[3]} %; hydrated == total after $WS_SECS s${pft:+, prefetch command $pft s}"
-	WS_NOTE="hydrated ${WS_H[1]}/${WS_H[2]}/${WS_H[3]} % at passes 1/2/3, $h % after; reads from the destination ${WS_L[1]}/${WS_L[2]}/${WS_L[3]} %${pft:+; dmclone prefetch took $pft s (hydration disabled meanwhile)}"
+	WS_NOTE="hydrated ${WS_H[1]}/${WS_H[2]}/${WS_H[3]} % at passes 1/2/3, $h % after; destination reads / clone reads ${WS_L[1]}/${WS_L[2]}/${WS_L[3]} % (over 100: the copy read it too, checking zero pieces)${pft:+; dmclone prefetch took $pft s (hydration disabled meanwhile)}"
 }
 
 # ws_source REP KIND SRCDEV: the figures of one slow source (d: dm-delay,
