@@ -158,9 +158,13 @@ demo: deps
 	$(MAKE) modules
 	scripts/demo.sh
 
+# The benchmarks (bench/README.md): by default on sid's 7.x, the kernel
+# that ships its own dm-clone, beside it (--peer: ours / the peer's
+# figures); BENCH="..." for other options (BENCH= for 6.1, ours alone).
+BENCH ?= --kernel 7 --peer
 bench: deps
 	$(MAKE) modules
-	bench/run
+	bench/run $(BENCH)
 
 # The stress test (tests/090-stress.sh) for 20 minutes instead of the
 # suite's short run; STRESS_SECONDS=N to choose.
@@ -272,7 +276,7 @@ help:
 	@echo "make intree   build dm-clone.ko in drivers/md of the debug kernel's tree"
 	@echo "make intree-checkpatch  checkpatch --strict on the patch series for that tree"
 	@echo "make demo     show a clone working end to end in a guest"
-	@echo "make bench    benchmarks (prints tables of ratios)"
+	@echo "make bench    benchmarks on 7.x beside the kernel's own dm-clone (tables of ratios)"
 	@echo "make stress   fio verify + hydration + reloads for 20 min (STRESS_SECONDS=N)"
 	@echo "make install  install dm-clone.ko (updates/) and the dmclone tool"
 	@echo "make tools    build clone_tools (clone_check/dump/restore/repair)"
