@@ -278,7 +278,6 @@ help:
 	@echo "make demo     show a clone working end to end in a guest"
 	@echo "make bench    benchmarks on 7.x beside the kernel's own dm-clone (tables of ratios)"
 	@echo "make stress   fio verify + hydration + reloads for 20 min (STRESS_SECONDS=N)"
-	@echo "make install  install dm-clone.ko (updates/) and the dmclone tool"
 	@echo "make tools    build clone_tools (clone_check/dump/restore/repair)"
 	@echo "make fuzz     fuzz the metadata tools' parsers (FUZZ_SECONDS=60 each)"
 	@echo "make install  install dm-clone.ko (updates/) and the dmclone tool,"
