@@ -20,6 +20,7 @@
 # timeout: 300
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/persistence.sh"
+. "$(dirname "$0")/lib/datapath.sh"
 
 need_module
 need_cmd dmclone-pattern fio clone_check
@@ -45,19 +46,12 @@ log "metadata: $min_blocks blocks, $free free at the old length, 300 array block
 # The fio job: NIOS single-region writes at random over the first
 # length, without repeats; with --verify_only the same blocks are read
 # back and checked.
-fio_job() {
-	fio --name=spread --filename=$clone --rw=randwrite --bs=4k \
-		--size=$((nr0 * 4096)) --io_size=$((nios * 4096)) --randrepeat=1 \
-		--ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c \
-		--verify_fatal=1 "$@"
-}
+fio_job() { spread_fio $clone "$nr0" "$nios" "$@"; }
 fio_job --output="$TEST_TMP/fio.out" &
 fpid=$!
 on_exit "kill -9 $fpid 2>/dev/null; wait $fpid 2>/dev/null"
 
-# written: the hydrated count, from a status query that does not commit
-# (a plain one would commit what the grow's suspend is to commit).
-written() { clone_status_noflush c | awk '{ split($4, a, "/"); print a[1] }'; }
+written() { clone_written c; }
 written_at_least() { [ "$(written)" -ge "$1" ]; }
 
 size=$nr0

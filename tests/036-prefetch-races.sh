@@ -19,6 +19,7 @@
 # timeout: 240
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/persistence.sh"
+. "$(dirname "$0")/lib/datapath.sh"
 . "$(dirname "$0")/lib/control.sh"
 
 need_module
@@ -45,26 +46,15 @@ dm_create c "$table"
 clone=/dev/mapper/c
 
 stop=$TEST_TMP/stop
-errs=$TEST_TMP/errors
+errs=$TEST_TMP/side-errors
 : >"$errs"
 
 # bad MSG: record a failure of a side loop (checked at the end of a phase).
-bad() { echo "$*" >>"$errs"; }
+bad() { side_bad "$@"; }
 
 # The writer: random runs of sectors in the first half, each logged once
-# acknowledged ("START COUNT"), so that the reference can replay them.
-writer() {
-	local start count
-	while [ ! -e "$stop" ]; do
-		start=$(((RANDOM * 32768 + RANDOM) % (half - 200)))
-		count=$((RANDOM % 200 + 1))
-		if ! timeout 60 dmclone-pattern write $clone 2 $start $count >/dev/null; then
-			bad "write of $start+$count failed or hung"
-			return
-		fi
-		echo "$start $count" >>"$TEST_TMP/writes"
-	done
-}
+# acknowledged, so that the reference can replay them.
+writer() { side_writer $clone "$half" 200; }
 
 # The reader: reads of one to four regions of the second half, which the
 # writer never touches: they hold the source's data, copied or not (and

@@ -18,6 +18,7 @@
 # timeout: 240
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/persistence.sh"
+. "$(dirname "$0")/lib/datapath.sh"
 
 need_module
 need_module dm-delay
@@ -53,23 +54,12 @@ shows=(
 dm_create c "${tables[0]}"
 
 stop=$TEST_TMP/stop
-errs=$TEST_TMP/errors
+errs=$TEST_TMP/side-errors
 : >"$errs"
 : >"$TEST_TMP/writes"
-bad() { echo "$*" >>"$errs"; }
+bad() { side_bad "$@"; }
 
-writer() {
-	local start count
-	while [ ! -e "$stop" ]; do
-		start=$(((RANDOM * 32768 + RANDOM) % (quarter - 100)))
-		count=$((RANDOM % 100 + 1))
-		if ! timeout 60 dmclone-pattern write $clone 2 $start $count >/dev/null; then
-			bad "write of $start+$count failed or hung"
-			return
-		fi
-		echo "$start $count" >>"$TEST_TMP/writes"
-	done
-}
+writer() { side_writer $clone "$quarter" 100; }
 
 # reader N: reads that check the source's data, until told to stop; the
 # count goes to $TEST_TMP/reads.N.

@@ -18,6 +18,7 @@
 # timeout: 300
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/persistence.sh"
+. "$(dirname "$0")/lib/datapath.sh"
 
 need_module
 need_cmd dmclone-pattern fio clone_check timeout
@@ -37,16 +38,11 @@ table=$(clone_table "$meta" "$dest" /dev/mapper/zsrc $rs 1 no_hydration)
 dm_create c "$table"
 clone=/dev/mapper/c
 
-fio_job() {
-	fio --name=spread --filename=$clone --rw=randwrite --bs=4k \
-		--size=$((nr * 4096)) --io_size=$((nios * 4096)) --randrepeat=1 \
-		--ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c \
-		--verify_fatal=1 "$@"
-}
+fio_job() { spread_fio $clone "$nr" "$nios" "$@"; }
 fio_job --output="$TEST_TMP/fio.out" &
 fpid=$!
 on_exit "kill -9 $fpid 2>/dev/null; wait $fpid 2>/dev/null"
-written() { clone_status_noflush c | awk '{ split($4, a, "/"); print a[1] }'; }
+written() { clone_written c; }
 written_more_than() { [ "$(written)" -gt "$1" ]; }
 wait_for 60 written_more_than 500 || fail "fio does not get on: $(clone_status_noflush c)"
 

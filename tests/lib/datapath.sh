@@ -38,3 +38,44 @@ expect_hydrated() {
 region_range_of() {
 	echo $(($1 >> $3)) $((($1 + $2 - 1) >> $3))
 }
+
+# ---------------------------------------------------------------- races
+# Side loops of the race tests (035-038): a loop records a failure with
+# side_bad (in $TEST_TMP/side-errors, checked by the test at the end of a phase)
+# and stops when $TEST_TMP/stop exists.
+
+side_bad() { echo "$*" >>"$TEST_TMP/side-errors"; }
+
+# side_writer DEV SPAN MAXCOUNT: until told to stop, write pattern 2 to
+# random runs of 1 to MAXCOUNT sectors below sector SPAN - MAXCOUNT of
+# DEV, each logged once acknowledged ("START COUNT" in $TEST_TMP/writes),
+# so that a reference can replay them.
+side_writer() {
+	local dev=$1 span=$2 max=$3 start count
+	while [ ! -e "$TEST_TMP/stop" ]; do
+		start=$(((RANDOM * 32768 + RANDOM) % (span - max)))
+		count=$((RANDOM % max + 1))
+		if ! timeout 60 dmclone-pattern write "$dev" 2 $start $count >/dev/null; then
+			side_bad "write of $start+$count failed or hung"
+			return
+		fi
+		echo "$start $count" >>"$TEST_TMP/writes"
+	done
+}
+
+# spread_fio DEV REGIONS NIOS [FIO-OPTION...]: NIOS single-region (4 KiB)
+# writes at random over the first REGIONS regions of DEV, without
+# repeats, verified by crc32c; with --verify_only the same blocks are read
+# back and checked.
+spread_fio() {
+	local dev=$1 regions=$2 nios=$3
+	shift 3
+	fio --name=spread --filename="$dev" --rw=randwrite --bs=4k \
+		--size=$((regions * 4096)) --io_size=$((nios * 4096)) --randrepeat=1 \
+		--ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c \
+		--verify_fatal=1 "$@"
+}
+
+# clone_written NAME: the hydrated count, from a status query that does
+# not commit (a plain one would commit what a suspend is to commit).
+clone_written() { clone_status_noflush "$1" | awk '{ split($4, a, "/"); print a[1] }'; }
