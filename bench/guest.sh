@@ -1004,11 +1004,18 @@ ws_run() {
 	local rep=$1 mib avail loc id ours lim
 	mib=$((SIZE < 1024 ? SIZE : 1024))
 	avail=$(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo)
+	# Smaller, by steps of 128 MiB, where two ramdisks of that size do
+	# not fit (a kernel whose own memory leaves less): said in a note.
+	while [ $((2 * mib + 512)) -gt "$avail" ] && [ "$mib" -gt 256 ]; do
+		mib=$(((mib - 1) / 128 * 128))
+	done
 	if [ $((2 * mib + 512)) -gt "$avail" ]; then
 		log "working set: two $mib MiB ramdisks do not fit ($avail MiB available)"
 		note 9d1 "not run: two $mib MiB ramdisks do not fit in the guest"
 		return 1
 	fi
+	[ "$mib" -ge "$((SIZE < 1024 ? SIZE : 1024))" ] ||
+		note 9d1 "a $mib MiB source: two ramdisks of $((SIZE < 1024 ? SIZE : 1024)) MiB do not fit beside the $avail MiB available (--mem)"
 	# The destination through a linear table: brd keeps no I/O statistics.
 	local SECTORS=$((mib * 2048)) META=/dev/ram2 DST=/dev/mapper/wsdst
 	modprobe brd rd_nr=3 rd_size=$((mib * 1024)) max_part=0 || return 1
