@@ -957,7 +957,7 @@ struct dm_clone_metadata *dm_clone_metadata_open(struct block_device *bdev,
 		if (atomic64_read(&cmd->md_dev->commits) == cmd->commits_seen)
 			goto bad;
 		if (tries == OPEN_TRIES) {
-			*error = "The metadata kept changing while it was read (the live table commits): try again";
+			*error = "Metadata changed by live commits while read: try again";
 			goto bad;
 		}
 		DMINFO("the live table committed while the metadata was read: reading it again");
