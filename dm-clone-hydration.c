@@ -488,7 +488,7 @@ static unsigned long gather_batch(struct clone *clone, unsigned long region,
 			r = end;
 			continue;
 		}
-		if (leader && skipped + (s - r) > held) {
+		if (leader && !clone_batch_may_cross(held, skipped, s - r)) {
 			spin_unlock_irq(&clone->lock);
 			break;
 		}

@@ -119,6 +119,21 @@ static inline unsigned long clone_word_mask(unsigned long start,
 }
 
 /*
+ * A copy batch reads across the holes between its runs of regions (the
+ * regions it does not hold: hydrated, or in flight elsewhere) and writes
+ * only its own, as long as what it reads for holes stays no more than
+ * what it holds. May a batch holding @held regions, having crossed
+ * @skipped in holes, cross a hole of @hole more? (Holes before its first
+ * run are not read: they are no question.)
+ */
+static inline bool clone_batch_may_cross(unsigned long held,
+					 unsigned long skipped,
+					 unsigned long hole)
+{
+	return skipped + hole <= held;
+}
+
+/*
  * Parse a decimal unsigned 32-bit number: digits only, after at most one
  * '+' (the classic module's parser takes one too), no spaces, no
  * overflow. Returns false on anything else.

@@ -3,8 +3,12 @@
  * Unit tests of dm-clone-region.h: region counts at the limits, region
  * size validation, discard rounding (never a sector outside the covered
  * regions, the partial last region), number parsing, the bitmap's word
- * masks (every range of a three-word map against a bit by bit loop).
+ * masks (every range of a three-word map against a bit by bit loop), the
+ * rule by which a copy batch reads across holes (maps of held and hole
+ * regions, and the batch the rule makes of them).
  */
+#include <string.h>
+
 #include "unit.h"
 #include "dm-clone-region.h"
 
@@ -155,6 +159,61 @@ static void test_word_mask(void)
 	CHECK(w == 0 && len == 2 && mask == 0x18);
 }
 
+/*
+ * The batch clone_batch_may_cross() makes of @map ('H': a region the
+ * batch may hold, '.': a hole), walked as the hydration's gather does:
+ * the first region held and the end of the last, in *@first and *@end.
+ */
+static void batch_of(const char *map, unsigned long *first, unsigned long *end)
+{
+	unsigned long r = 0, n = strlen(map), held = 0, skipped = 0, s, e;
+
+	*first = *end = n;
+	while (r < n) {
+		for (s = r; s < n && map[s] == '.'; s++)
+			;
+		if (s == n)
+			break;
+		if (held && !clone_batch_may_cross(held, skipped, s - r))
+			break;
+		for (e = s; e < n && map[e] == 'H'; e++)
+			;
+		if (held)
+			skipped += s - r;
+		else
+			*first = s;
+		held += e - s;
+		*end = e;
+		r = e;
+	}
+}
+
+static void test_batch_holes(void)
+{
+	static const struct {
+		const char *map;
+		unsigned long first, end;
+	} t[] = {
+		{ "HHHH", 0, 4 },
+		{ "H.H.H.H", 0, 7 },		/* each hole as long as held */
+		{ "H..H", 0, 1 },		/* a hole longer than held */
+		{ "HH..HH...H", 0, 6 },		/* 2 + 3 holes > 4 held */
+		{ "HH..HH..H", 0, 9 },		/* 2 + 2 holes <= 4 held */
+		{ "...HH.H", 3, 7 },		/* leading holes are not read */
+		{ "...", 3, 3 },		/* nothing to hold */
+		{ "H.HH...H", 0, 4 },		/* 1 + 3 > 3 held: stop */
+	};
+	unsigned long f, e, i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		batch_of(t[i].map, &f, &e);
+		if (f != t[i].first || e != t[i].end)
+			fprintf(stderr, "batch of %s: [%lu, %lu), want [%lu, %lu)\n",
+				t[i].map, f, e, t[i].first, t[i].end);
+		CHECK(f == t[i].first && e == t[i].end);
+	}
+}
+
 int main(void)
 {
 	test_nr_regions();
@@ -162,5 +221,6 @@ int main(void)
 	test_discard();
 	test_parse();
 	test_word_mask();
+	test_batch_holes();
 	UNIT_DONE();
 }
