@@ -132,15 +132,6 @@ dm_message c hydration_batch_size 64
 dm_message c enable_hydration
 wait_hydrated c 180
 dmsetup status c >/dev/null
-while read -r start count; do
-	dmclone-pattern write "$ref" 2 "$start" "$count" >/dev/null
-done <"$TEST_TMP/writes"
-cmp_dev $clone "$ref" || fail "the clone differs from the reference"
-cmp_dev "$dest" "$ref" || fail "the destination differs from the reference"
-dm_remove c
-clone_check "$meta" >/dev/null 2>&1 || fail "clone_check: $(clone_check "$meta" 2>&1 | head -n 5)"
-dm_create c "${tables[0]}"
-assert_eq "$(clone_hydrated c)/$(clone_regions c)" "$nr/$nr" "a new clone over the metadata"
-cmp_dev $clone "$ref" || fail "the reopened clone differs from the reference"
-dm_remove c
+side_replay "$ref"
+verify_reopen c "$dest" "$meta" "$ref" "${tables[0]}"
 dm_remove slow

@@ -79,3 +79,28 @@ spread_fio() {
 # clone_written NAME: the hydrated count, from a status query that does
 # not commit (a plain one would commit what a suspend is to commit).
 clone_written() { clone_status_noflush "$1" | awk '{ split($4, a, "/"); print a[1] }'; }
+
+# side_replay REF: write to REF what side_writer wrote (its log).
+side_replay() {
+	local start count
+	while read -r start count; do
+		dmclone-pattern write "$1" 2 "$start" "$count" >/dev/null
+	done <"$TEST_TMP/writes"
+}
+
+# verify_reopen NAME DEST META REF TABLE: the hydrated clone NAME and its
+# destination DEST equal REF; NAME removed, its metadata META passes
+# clone_check, and a new NAME with TABLE opens all hydrated and equals
+# REF (removed at the end).
+verify_reopen() {
+	local name=$1 dest=$2 meta=$3 ref=$4 table=$5 nr
+	nr=$(clone_regions "$name")
+	cmp_dev "/dev/mapper/$name" "$ref" || fail "the clone differs from the reference"
+	cmp_dev "$dest" "$ref" || fail "the destination differs from the reference"
+	dm_remove "$name"
+	clone_check "$meta" >/dev/null 2>&1 || fail "clone_check: $(clone_check "$meta" 2>&1 | head -n 5)"
+	dm_create "$name" "$table"
+	assert_eq "$(clone_hydrated "$name")/$(clone_regions "$name")" "$nr/$nr" "a new clone over the metadata"
+	cmp_dev "/dev/mapper/$name" "$ref" || fail "the reopened clone differs from the reference"
+	dm_remove "$name"
+}
