@@ -482,10 +482,9 @@ static void write_piece(struct clone_copier *c, struct copy_buf *buf)
 	if (buf->checking) {
 		buf->checking = false;
 		if (!buf->dest_read_failed && runs_zeroes(buf)) {
-			spin_lock_irq(&c->lock);
-			list_add_tail(&buf->list, &c->done);
-			spin_unlock_irq(&c->lock);
-			kick_copier(c);
+			/* Nothing to write: the piece ends as a written one. */
+			buf->ios = 1;
+			copy_io_end(buf, false);
 			return;
 		}
 		clear = true;	/* the buffer holds the destination's bytes */

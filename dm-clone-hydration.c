@@ -473,7 +473,7 @@ static unsigned long gather_batch(struct clone *clone, unsigned long region,
 				  struct clone_hydration **leaderp)
 {
 	unsigned long limit = min(region + max, clone->nr_regions);
-	unsigned long r = region, s, e, end, held = 0, skipped = 0;
+	unsigned long r = region, s, e, end, held = 0, skipped = 0, last = 0;
 	struct clone_hydration *leader = NULL, *hd;
 
 	while (r < limit) {
@@ -512,15 +512,12 @@ static unsigned long gather_batch(struct clone *clone, unsigned long region,
 			leader->background = true;
 		}
 		held += e - s;
+		last = e;
 		r = e;
 	}
 
 	*leaderp = leader;
-	if (!leader)
-		return r;
-	hd = list_empty(&leader->batch) ? leader :
-	     list_last_entry(&leader->batch, struct clone_hydration, batch);
-	return hd->region_nr + hd->nr_regions;
+	return leader ? last : r;
 }
 
 /*
