@@ -23,6 +23,7 @@
 # timeout: 180
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/persistence.sh"
+. "$(dirname "$0")/lib/datapath.sh"
 
 need_module
 need_module dm-thin-pool
@@ -37,6 +38,21 @@ data_blocks=$((16 * 16))			# 64 KiB blocks in the data half
 # wz DEV: the zeroes-write limit a block device advertises, in bytes.
 wz() { cat "/sys/dev/block/$(dev_majmin "$1")/queue/write_zeroes_max_bytes"; }
 
+# copy_onto DEST WHAT: a clone of the source on fresh metadata onto DEST
+# hydrates, stays rw with nothing in flight and reads back as the
+# source; once it is removed, DEST itself reads back as the source.
+copy_onto() {
+	zero_meta "$meta"
+	dm_create c "$(clone_table "$meta" "$1" "$src" $rs)"
+	wait_hydrated c 120
+	dmsetup status c >/dev/null
+	assert_eq "$(clone_mode c)" rw "mode onto $2"
+	assert_eq "$(clone_hydrating c)" 0 "regions in flight once hydrated onto $2"
+	cmp_dev /dev/mapper/c "$src" || fail "the clone onto $2 differs from the source"
+	dm_remove c
+	cmp_dev "$1" "$src" || fail "$2 differs from the source (old data left under the zero half?)"
+}
+
 log "a thin volume as destination"
 tmeta=$(mkdev tmeta 4)
 tdata=$(mkdev tdata 64)
@@ -49,13 +65,7 @@ pool_used() { dmsetup status pool | awk '{ split($6, a, "/"); print a[1] }'; }
 assert_eq "$(pool_used)" 0 "pool data blocks in use before the copy"
 thin_wz=$(wz /dev/mapper/thin)
 log "the thin volume advertises zeroes writes of up to $thin_wz bytes"
-dm_create c "$(clone_table "$meta" /dev/mapper/thin "$src" $rs)"
-wait_hydrated c 120
-dmsetup status c >/dev/null
-assert_eq "$(clone_mode c)" rw "mode"
-cmp_dev /dev/mapper/c "$src" || fail "the clone on thin differs from the source"
-dm_remove c
-cmp_dev /dev/mapper/thin "$src" || fail "the thin volume differs from the source"
+copy_onto /dev/mapper/thin "the thin volume"
 used=$(pool_used)
 log "pool data blocks in use: $used (the data half is $data_blocks)"
 [ "$used" -le $((data_blocks + 16)) ] ||
@@ -69,15 +79,8 @@ fill_pattern "$ram" 9
 dm_create lin "$(linear_table "$ram")"
 lin_wz=$(wz /dev/mapper/lin)
 [ "$lin_wz" = 0 ] || log "(dm-linear over brd takes zeroes writes of up to $lin_wz bytes on this kernel)"
-dd if=/dev/zero of="$meta" bs=4096 count=1 oflag=direct status=none
 log_mark
-dm_create c "$(clone_table "$meta" /dev/mapper/lin "$src" $rs)"
-wait_hydrated c 120
-dmsetup status c >/dev/null
-assert_eq "$(clone_mode c)" rw "mode"
-cmp_dev /dev/mapper/c "$src" || fail "the clone onto dm-linear over brd differs from the source"
-dm_remove c
-cmp_dev /dev/mapper/lin "$src" || fail "the destination still holds old data or differs from the source"
+copy_onto /dev/mapper/lin "dm-linear over brd"
 if log_since_mark | grep -E 'clone.*(error|fail)'; then
 	fail "the kernel log has errors from the copy (above)"
 fi
@@ -111,15 +114,7 @@ fill_pattern "/dev/$sd" 9
 if [ "$sd_wz" -gt 0 ] && ! fallocate -p -o 0 -l 65536 "/dev/$sd" 2>/dev/null; then
 	log "/dev/$sd advertises zeroes writes of $sd_wz bytes and fails them"
 	dm_create sdl "$(linear_table "/dev/$sd")"
-	dd if=/dev/zero of="$meta" bs=4096 count=1 oflag=direct status=none
-	dm_create c "$(clone_table "$meta" /dev/mapper/sdl "$src" $rs)"
-	wait_hydrated c 120
-	dmsetup status c >/dev/null
-	assert_eq "$(clone_mode c)" rw "mode"
-	assert_eq "$(clone_hydrating c)" 0 "regions in flight once hydrated"
-	cmp_dev /dev/mapper/c "$src" || fail "the clone onto the failing disk differs from the source"
-	dm_remove c
-	cmp_dev "/dev/$sd" "$src" || fail "the disk differs from the source (the zero half holds old data?)"
+	copy_onto /dev/mapper/sdl "the disk failing zeroes writes"
 	dm_remove sdl
 else
 	log "(could not make /dev/$sd fail zeroes writes: it advertises $sd_wz bytes; this part is left out)"
