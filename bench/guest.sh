@@ -419,7 +419,7 @@ idle_rate() {
 under_load() {
 	local rep=$1 kind=$2 id=$3 base out
 	base=$ST/base.$kind.$rep.txt out=$ST/load.$kind.$rep.txt
-	local idle iops0 iops1 rate rc sf r0 r1 w0 w1 t0 t1 ddout dds ddrate iopsd
+	local idle iops0 iops1 rate rc sf r0 r1 w0 w1 t0 t1 ddout dds ddrate iopsd c0 dbusy busy
 	idle=$(idle_rate "$rep") || return 1
 	new_meta
 	dm_up cl "$(clone_line "$SRC" "1 no_hydration")" || return 1
@@ -434,9 +434,9 @@ under_load() {
 	# (source to destination, as in scenario 1): how the guest's CPU is
 	# shared between a copy and the load, whatever the copier.
 	read -r r0 _ _ _ w0 _ <"$sf"
-	t0=$EPOCHREALTIME
+	t0=$EPOCHREALTIME c0=$(cpu_ticks)
 	ddout=$(dd if="$SRC" of="$DST" bs=1M count="$SIZE" iflag=direct oflag=direct 2>&1)
-	t1=$EPOCHREALTIME
+	t1=$EPOCHREALTIME dbusy=$(cpu_busy "$c0" "$(cpu_ticks)")
 	read -r r1 _ _ _ w1 _ <"$sf"
 	fio_stop
 	dds=$(awk '/copied/ { for (i = 1; i <= NF; i++) if ($i ~ /^s,?$/) print $(i - 1) }' <<<"$ddout")
@@ -454,8 +454,10 @@ under_load() {
 	fio_bg /dev/mapper/cl "$kind"
 	wait_io cl || { fio_stop; return 1; }
 	sleep 1
+	c0=$(cpu_ticks)
 	"$SAMPLE" "${POLL[@]}" -m enable_hydration -T "$CAP" -s "$sf" cl >"$out"
 	rc=$?
+	busy=$(cpu_busy "$c0" "$(cpu_ticks)")
 	fio_stop
 	sampler_note "${id}h" "$rc"
 	poll_note "${id}h"
@@ -465,6 +467,9 @@ under_load() {
 	dm_rm cl
 	res "${id}h" "$rep" "$rate" "$idle"
 	res "${id}i" "$rep" "$iops1" "$iops0"
+	log "load $kind: guest CPU busy: $busy % while the clone copies, $dbusy % beside dd"
+	res "${id}u" "$rep" "$busy" 100
+	res "${id}v" "$rep" "$dbusy" 100
 }
 
 # Scenario 4: a hydrated clone against a linear table over the destination.
@@ -1171,10 +1176,14 @@ row 3rh "hydration under randread load" "MB/s" "idle hydration" ">=" 0.50
 row 3ri "user randread IOPS while hydrating" "IOPS" "hydration disabled" ">=" 0.80
 row 3rd "  reference: dd copy beside randread" "MB/s" "dd alone" "-" -
 row 3rx "  reference: randread IOPS beside dd" "IOPS" "hydration disabled" "-" -
+row 3ru "  guest CPU busy while it copies" "%" "both vCPUs all the time" "-" -
+row 3rv "  guest CPU busy beside dd" "%" "both vCPUs all the time" "-" -
 row 3wh "hydration under randwrite load" "MB/s" "idle hydration" ">=" 0.50
 row 3wi "user randwrite IOPS while hydrating" "IOPS" "hydration disabled" ">=" 0.80
 row 3wd "  reference: dd copy beside randwrite" "MB/s" "dd alone" "-" -
 row 3wx "  reference: randwrite IOPS beside dd" "IOPS" "hydration disabled" "-" -
+row 3wu "  guest CPU busy while it copies" "%" "both vCPUs all the time" "-" -
+row 3wv "  guest CPU busy beside dd" "%" "both vCPUs all the time" "-" -
 row 4r "steady: 4k randread QD${QD}" "IOPS" "linear over dest" ">=" 0.97
 row 4a "  reference: a second linear, same" "IOPS" "linear over dest" "-" -
 row 4w "steady: 4k randwrite QD${QD}" "IOPS" "linear over dest" ">=" 0.97
