@@ -51,6 +51,8 @@
 /* Back-off before retrying regions whose copy failed (jiffies). */
 #define RETRY_BACKOFF_MIN		HZ
 #define RETRY_BACKOFF_MAX		(60 * HZ)
+/* Writes hydrating regions by themselves count this long (jiffies). */
+#define OVERWRITE_RECENT		HZ
 /* Failed copies logged: at most this many per interval (jiffies). */
 #define COPY_FAIL_BURST			5
 #define COPY_FAIL_INTERVAL		(5 * HZ)
@@ -401,6 +403,7 @@ int clone_hydrate_for_write(struct clone *clone, struct bio *bio,
 	if (whole) {
 		pb->flags |= PB_OVERWRITE;
 		pb->hd = new;
+		WRITE_ONCE(clone->overwrite_at, jiffies | 1);
 	} else {
 		bio_list_add(&new->waiting, bio);
 	}
@@ -735,6 +738,14 @@ static bool copy_wanted(struct clone *clone, unsigned int batch,
 
 /* ---- The background pass ---- */
 
+/* Whole-region writes hydrated regions by themselves this last second? */
+static bool writes_cutting(struct clone *clone)
+{
+	unsigned long at = READ_ONCE(clone->overwrite_at);
+
+	return at && time_before(jiffies, at + OVERWRITE_RECENT);
+}
+
 /*
  * Start background copies until hydration_threshold regions are in
  * flight: the ranges to copy first, then the pass. A pass walks the
@@ -744,17 +755,17 @@ static bool copy_wanted(struct clone *clone, unsigned int batch,
 void clone_background_hydration(struct clone *clone)
 {
 	struct clone_hydration *leader;
-	unsigned int threshold, batch, n;
+	unsigned int threshold, full, batch, n;
 	unsigned long region, end;
 	bool wrapped = false, hints = true;
 
 	while (copy_may_run(clone)) {
 		threshold = background_threshold(clone);
-		batch = max(READ_ONCE(clone->hydration_batch_size), 1U);
+		full = max(READ_ONCE(clone->hydration_batch_size), 1U);
 		n = atomic_read(&clone->in_flight);
 		if (n >= threshold)
 			return;
-		batch = min(batch, threshold - n);
+		batch = min(full, threshold - n);
 
 		/*
 		 * Prefetched ranges first; read ranges take turns with the
@@ -768,6 +779,17 @@ void clone_background_hydration(struct clone *clone)
 		}
 		hints = true;
 		if (!hydration_may_run(clone))
+			return;
+		/*
+		 * While writes cut the uncopied space, the pass waits for
+		 * room for half a batch (see clone_batch_room()). Not
+		 * otherwise: a slow source wants every region of the
+		 * threshold in flight, and the copies asked for above are
+		 * what a user waits for.
+		 */
+		if (writes_cutting(clone) &&
+		    !clone_batch_room(threshold, n, full,
+				      atomic_read(&clone->bg_in_flight)))
 			return;
 
 		region = dm_clone_find_next_unhydrated_region(clone->cmd,

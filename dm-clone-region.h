@@ -134,6 +134,27 @@ static inline bool clone_batch_may_cross(unsigned long held,
 }
 
 /*
+ * May the background pass start a batch now? @in_flight regions are in
+ * flight of the @threshold allowed, @bg of them background copies; a
+ * batch holds at most @batch regions. Not before there is room for half
+ * a batch (of what the threshold allows), unless no background copy is in
+ * flight: a batch started in whatever room the last copy to end left
+ * would be as small as that copy, and once writes have broken the copies
+ * into crumbs, crumbs would follow crumbs, each a read, writes and a
+ * metadata update of its own, for the rest of the pass.
+ */
+static inline bool clone_batch_room(unsigned long threshold,
+				    unsigned long in_flight,
+				    unsigned long batch, unsigned long bg)
+{
+	unsigned long want = batch < threshold ? batch : threshold;
+
+	if (in_flight >= threshold)
+		return false;
+	return !bg || threshold - in_flight >= (want + 1) / 2;
+}
+
+/*
  * Parse a decimal unsigned 32-bit number: digits only, after at most one
  * '+' (the classic module's parser takes one too), no spaces, no
  * overflow. Returns false on anything else.

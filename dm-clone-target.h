@@ -90,6 +90,8 @@ struct clone {
 	atomic_t in_flight;
 	atomic_t bg_in_flight;		/* of those, by the background pass */
 	wait_queue_head_t in_flight_wait;
+	/* jiffies of the last write that hydrated a region by itself. */
+	unsigned long overwrite_at;
 
 	/* Worker only. */
 	unsigned long hydration_offset;	/* where the background pass is */

@@ -214,6 +214,55 @@ static void test_batch_holes(void)
 	}
 }
 
+/*
+ * The background pass under clone_batch_room(): a window of @threshold
+ * regions full of one-region copies (what writes leave), copies ending
+ * oldest first, a batch started whenever the rule lets one, as large as
+ * the room (at most @batch). Returns the smallest batch started.
+ */
+static unsigned long smallest_batch(unsigned long threshold,
+				    unsigned long batch)
+{
+	unsigned long q[4096], head = 0, len = 0, n = 0, b, i, least = ~0UL;
+
+	while (n < threshold) {		/* the crumbs */
+		q[len++] = 1;
+		n++;
+	}
+	for (i = 0; i < 2000; i++) {
+		n -= q[head % 4096];	/* the oldest copy ends */
+		head++;
+		len--;
+		while (clone_batch_room(threshold, n, batch, n)) {
+			b = batch < threshold - n ? batch : threshold - n;
+			q[(head + len++) % 4096] = b;
+			n += b;
+			if (b < least)
+				least = b;
+		}
+	}
+	return least;
+}
+
+static void test_batch_room(void)
+{
+	/* Full, or room for less than half a batch: wait. */
+	CHECK(!clone_batch_room(2304, 2304, 256, 2304));
+	CHECK(!clone_batch_room(2304, 2200, 256, 2200));
+	CHECK(clone_batch_room(2304, 2176, 256, 2176));
+	/* Nothing of the pass in flight: start, however small. */
+	CHECK(clone_batch_room(2304, 2300, 256, 0));
+	/* A threshold under the batch: half of the threshold. */
+	CHECK(!clone_batch_room(16, 9, 256, 9));
+	CHECK(clone_batch_room(16, 8, 256, 8));
+	CHECK(clone_batch_room(1, 0, 256, 0));
+	CHECK(!clone_batch_room(1, 1, 256, 1));
+	/* Crumbs do not make crumbs: batches stay at half a batch or more. */
+	CHECK(smallest_batch(2304, 256) >= 128);
+	CHECK(smallest_batch(64, 32) >= 16);
+	CHECK(smallest_batch(2304, 1) == 1);
+}
+
 int main(void)
 {
 	test_nr_regions();
@@ -222,5 +271,6 @@ int main(void)
 	test_parse();
 	test_word_mask();
 	test_batch_holes();
+	test_batch_room();
 	UNIT_DONE();
 }
