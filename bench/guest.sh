@@ -893,7 +893,7 @@ ws_nbd_down() {
 # under emulation, is not in the figures: the note gives it). Pass times
 # in WS_P[1..3], hydration time in WS_SECS, what the note says in WS_NOTE.
 ws_clone() {
-	local src=$1 out=$2 id=$3 pf=$4 spid rc i h t0 pft="" fc fd r0 d0 r1 d1
+	local src=$1 out=$2 id=$3 pf=$4 spid rc i h t0 pft=""
 	new_meta
 	if [ "$pf" = 1 ]; then
 		dm_up cl "$(clone_line "$src" "1 no_hydration")" || return 1
@@ -914,18 +914,13 @@ ws_clone() {
 		dmsetup mknodes cl
 		ws_mount /dev/mapper/cl || { wait "$spid"; return 1; }
 	fi
-	# The share of each pass's reads served by the destination (the copy
-	# only writes it: every read of it is the workload's).
-	fc=$(statfile cl) fd=$(statfile wsdst)
-	WS_P=() WS_H=() WS_L=()
+	# How much of the device was copied as each pass began. (Not the
+	# share of its reads the destination served: the copy reads the
+	# destination too, where it checks zero pieces.)
+	WS_P=() WS_H=()
 	for i in 1 2 3; do
 		WS_H[i]=$(ws_hydrated)
-		read -r _ _ r0 _ <"$fc"
-		read -r _ _ d0 _ <"$fd"
 		WS_P[i]=$(ws_pass)
-		read -r _ _ r1 _ <"$fc"
-		read -r _ _ d1 _ <"$fd"
-		WS_L[i]=$(awk -v a=$((d1 - d0)) -v b=$((r1 - r0)) 'BEGIN { printf "%.1f\n", (b > 0 ? 100 * a / b : 0) }')
 	done
 	h=$(ws_hydrated)
 	ws_umount
@@ -934,8 +929,8 @@ ws_clone() {
 	sampler_note "$id" "$rc"
 	WS_SECS=$(s_secs "$out")
 	dm_rm cl
-	log "working set: passes ${WS_P[1]} ${WS_P[2]} ${WS_P[3]} s, hydrated ${WS_H[1]} ${WS_H[2]} ${WS_H[3]} % before each, $h % after; reads local ${WS_L[1]} ${WS_L[2]} ${WS_L[3]} %; hydrated == total after $WS_SECS s${pft:+, prefetch command $pft s}"
-	WS_NOTE="hydrated ${WS_H[1]}/${WS_H[2]}/${WS_H[3]} % at passes 1/2/3, $h % after; destination reads / clone reads ${WS_L[1]}/${WS_L[2]}/${WS_L[3]} % (over 100: the copy read it too, checking zero pieces)${pft:+; dmclone prefetch took $pft s (hydration disabled meanwhile)}"
+	log "working set: passes ${WS_P[1]} ${WS_P[2]} ${WS_P[3]} s, hydrated ${WS_H[1]} ${WS_H[2]} ${WS_H[3]} % before each, $h % after; hydrated == total after $WS_SECS s${pft:+, prefetch command $pft s}"
+	WS_NOTE="hydrated ${WS_H[1]}/${WS_H[2]}/${WS_H[3]} % at passes 1/2/3, $h % after${pft:+; dmclone prefetch took $pft s (hydration disabled meanwhile)}"
 }
 
 # ws_source REP KIND SRCDEV: the figures of one slow source (d: dm-delay,
@@ -1021,7 +1016,7 @@ ws_run() {
 	fi
 	[ "$mib" -ge "$((SIZE < 1024 ? SIZE : 1024))" ] ||
 		note 9d1 "a $mib MiB source: two ramdisks of $((SIZE < 1024 ? SIZE : 1024)) MiB do not fit beside the $avail MiB available (--mem)"
-	# The destination through a linear table: brd keeps no I/O statistics.
+	# The destination through a linear table, as the local passes read it.
 	local SECTORS=$((mib * 2048)) META=/dev/ram2 DST=/dev/mapper/wsdst
 	modprobe brd rd_nr=3 rd_size=$((mib * 1024)) max_part=0 || return 1
 	log "working set: ext4 on a $mib MiB source, writing the file set"
