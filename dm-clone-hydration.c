@@ -442,16 +442,14 @@ static unsigned long __next_free_run(struct clone *clone, unsigned long r,
 				     unsigned long end, unsigned long *run_end)
 {
 	struct clone_hydration *hd;
-	unsigned long busy, e;
+	unsigned long busy;
 
 	lockdep_assert_held(&clone->lock);
 	while ((r = dm_clone_find_unhydrated_in(clone->cmd, r, end)) < end) {
 		busy = __first_in_flight(clone, r, end, &hd);
 		if (busy > r) {
-			for (e = r + 1; e < busy; e++)
-				if (dm_clone_is_region_hydrated(clone->cmd, e))
-					break;
-			*run_end = e;
+			*run_end = dm_clone_find_hydrated_in(clone->cmd, r + 1,
+							     busy);
 			return r;
 		}
 		r = min(hd->region_nr + hd->nr_regions, end);

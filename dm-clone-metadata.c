@@ -488,6 +488,22 @@ unsigned long dm_clone_find_unhydrated_in(struct dm_clone_metadata *cmd,
 	return r;
 }
 
+unsigned long dm_clone_find_hydrated_in(struct dm_clone_metadata *cmd,
+					unsigned long start,
+					unsigned long end)
+{
+	unsigned long r = end;
+
+	end = min(end, cmd->nr_regions);
+	rcu_read_lock();
+	if (start < end)
+		r = READ_ONCE(cmd->all_hydrated) ? start :
+		    find_next_bit(cmd->region_map, end, start);
+	rcu_read_unlock();
+
+	return r;
+}
+
 unsigned long dm_clone_nr_of_hydrated_regions(struct dm_clone_metadata *cmd)
 {
 	return READ_ONCE(cmd->nr_hydrated);

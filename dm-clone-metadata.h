@@ -105,6 +105,11 @@ unsigned long dm_clone_find_unhydrated_in(struct dm_clone_metadata *cmd,
 					  unsigned long start,
 					  unsigned long end);
 
+/* The first hydrated region within [@start, @end), or @end if none is. */
+unsigned long dm_clone_find_hydrated_in(struct dm_clone_metadata *cmd,
+					unsigned long start,
+					unsigned long end);
+
 /* Number of hydrated regions (in core). Never blocks, any context. */
 unsigned long dm_clone_nr_of_hydrated_regions(struct dm_clone_metadata *cmd);
 
