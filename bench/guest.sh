@@ -1061,23 +1061,15 @@ ws_run() {
 }
 # ------------------------------------------------------------ implementations
 
-# The kernel's own dm-clone (the peer), when the image carries one (see
-# tests/lib/interchange.sh): loaded by insmod, ours by modprobe. Ours is
-# out of tree: its taint flags hold an O, the peer's do not.
-PEER_MODULE=$(sed -n 's/^peer: //p' /etc/dmclone-image 2>/dev/null)
-loaded_clone() {
-	if [ ! -d /sys/module/dm_clone ]; then
-		echo none
-	elif grep -q O /sys/module/dm_clone/taint 2>/dev/null; then
-		echo ours
-	else
-		echo peer
-	fi
-}
+# The kernel's own dm-clone (the peer), when the image carries one:
+# PEER_MODULE, loaded_clone, insmod_peer (tests/lib/peer.sh, which bench/run
+# puts beside this script). Ours is loaded by modprobe.
+# shellcheck source=../tests/lib/peer.sh
+. "$here/peer.sh"
 # use_impl ours|peer|tuned: every clone device is gone; load the module,
 # set the configuration (REGION, CORE, SFX), a fresh scratch directory.
 use_impl() {
-	local want=ours deps
+	local want=ours
 	[ "$1" = ours ] || want=peer
 	if [ "$(loaded_clone)" != "$want" ]; then
 		teardown_kprobe
@@ -1087,10 +1079,7 @@ use_impl() {
 		if [ "$want" = ours ]; then
 			modprobe dm-clone || { log "cannot load our dm-clone"; return 1; }
 		else
-			deps=$(modinfo -F depends "$PEER_MODULE" | tr , ' ')
-			# shellcheck disable=SC2086 # a list of module names
-			[ -z "$deps" ] || modprobe -a $deps
-			insmod "$PEER_MODULE" || { log "insmod $PEER_MODULE failed"; return 1; }
+			insmod_peer || { log "cannot load the peer ($PEER_MODULE)"; return 1; }
 		fi
 		[ "$(loaded_clone)" = "$want" ] || { log "dm_clone loaded is $(loaded_clone), not $want"; return 1; }
 		setup_kprobe

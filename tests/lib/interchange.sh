@@ -15,15 +15,15 @@
 #   load_peer, load_ours   unload the dm-clone that is loaded, load the one
 #                          named, check that it is the one running
 #   unload_clone           unload dm-clone (no clone device may exist)
-#   loaded_clone           print ours, peer or none
+#   loaded_clone           print ours, peer or none (lib/peer.sh)
 #   hydrated_at_least NAME N   true once NAME has N regions hydrated
 #   quiet_hydrating NAME       true when NAME has no copy in flight
 #   ic_norm_status STATUS SET  STATUS in a form both implementations share
 #
-# Ours is an out-of-tree module: its taint flags (/sys/module/dm_clone/
-# taint) hold an O, the peer's do not. That is how the two are told apart.
+# Which one is loaded and how the peer is loaded: lib/peer.sh.
 
-PEER_MODULE=$(sed -n 's/^peer: //p' /etc/dmclone-image 2>/dev/null)
+# shellcheck source=peer.sh
+. "$(dirname "${BASH_SOURCE[0]}")/peer.sh"
 
 need_peer() {
 	[ -n "$PEER_MODULE" ] && [ -f "$PEER_MODULE" ] ||
@@ -32,28 +32,14 @@ need_peer() {
 	need_module dm-mod
 }
 
-loaded_clone() {
-	if [ ! -d /sys/module/dm_clone ]; then
-		echo none
-	elif grep -q O /sys/module/dm_clone/taint 2>/dev/null; then
-		echo ours
-	else
-		echo peer
-	fi
-}
-
 unload_clone() {
 	[ -d /sys/module/dm_clone ] || return 0
 	rmmod dm_clone || fail "cannot unload dm_clone ($(loaded_clone)): is a clone device left?"
 }
 
 load_peer() {
-	local deps
 	unload_clone
-	deps=$(modinfo -F depends "$PEER_MODULE" | tr , ' ')
-	# shellcheck disable=SC2086
-	[ -z "$deps" ] || modprobe -a $deps || fail "cannot load the peer's dependencies: $deps"
-	insmod "$PEER_MODULE" || fail "insmod $PEER_MODULE failed"
+	insmod_peer || fail "cannot load the peer ($PEER_MODULE) and the modules it depends on"
 	assert_eq "$(loaded_clone)" peer "dm_clone loaded after insmod of the peer"
 	log "loaded the kernel's own dm-clone (target version $(target_version))"
 }
