@@ -473,35 +473,42 @@ unsigned long dm_clone_find_next_unhydrated_region(struct dm_clone_metadata *cmd
 	return dm_clone_find_unhydrated_in(cmd, start, cmd->nr_regions);
 }
 
+/*
+ * The first region of [@start, @end) that is hydrated (@hydrated) or not,
+ * or the end of the range (within the device) if there is none.
+ */
+static unsigned long find_region_in(struct dm_clone_metadata *cmd,
+				    unsigned long start, unsigned long end,
+				    bool hydrated)
+{
+	unsigned long r = end, last = min(end, cmd->nr_regions);
+
+	rcu_read_lock();
+	if (start < last) {
+		if (READ_ONCE(cmd->all_hydrated))
+			r = hydrated ? start : end;
+		else if (hydrated)
+			r = find_next_bit(cmd->region_map, last, start);
+		else
+			r = find_next_zero_bit(cmd->region_map, last, start);
+	}
+	rcu_read_unlock();
+
+	return r;
+}
+
 unsigned long dm_clone_find_unhydrated_in(struct dm_clone_metadata *cmd,
 					  unsigned long start,
 					  unsigned long end)
 {
-	unsigned long r = end;
-
-	end = min(end, cmd->nr_regions);
-	rcu_read_lock();
-	if (!READ_ONCE(cmd->all_hydrated) && start < end)
-		r = find_next_zero_bit(cmd->region_map, end, start);
-	rcu_read_unlock();
-
-	return r;
+	return find_region_in(cmd, start, end, false);
 }
 
 unsigned long dm_clone_find_hydrated_in(struct dm_clone_metadata *cmd,
 					unsigned long start,
 					unsigned long end)
 {
-	unsigned long r = end;
-
-	end = min(end, cmd->nr_regions);
-	rcu_read_lock();
-	if (start < end)
-		r = READ_ONCE(cmd->all_hydrated) ? start :
-		    find_next_bit(cmd->region_map, end, start);
-	rcu_read_unlock();
-
-	return r;
+	return find_region_in(cmd, start, end, true);
 }
 
 unsigned long dm_clone_nr_of_hydrated_regions(struct dm_clone_metadata *cmd)
