@@ -49,6 +49,7 @@ CHECKPATCH ?= $(patsubst CHECKPATCH=%,%,$(filter CHECKPATCH=%,$(DEPS_VARS)))
 
 SOURCES := dm-clone-target.c dm-clone-target.h dm-clone-hydration.c \
 	   dm-clone-copier.c dm-clone-copier.h dm-clone-window.h \
+	   dm-clone-share.h \
 	   dm-clone-metadata.c dm-clone-metadata.h \
 	   dm-clone-region.h dm-clone-compat.h dm-clone-probes.c \
 	   tests/kunit/dm-clone-kunit.c

@@ -520,6 +520,11 @@ static void window_sample(struct clone_copier *c, struct copy_buf *buf)
 	c->bg_sectors -= buf->nr_sectors;
 	if (!clone_window_sample(w, now, buf->nr_sectors, now - buf->start_ns))
 		return;
+	/* Held by the user's reads: a new round, the window as it was. */
+	if (atomic_xchg(&c->held, 0)) {
+		clone_window_start_round(w, now);
+		return;
+	}
 	/* A round not judged leaves the waits to the next one. */
 	waited = clone_window_judged(w) && atomic_xchg(&c->write_waits, 0);
 	WRITE_ONCE(c->window_pieces,
@@ -717,6 +722,7 @@ int clone_copier_init(struct clone_copier *c, struct workqueue_struct *wq,
 	c->pieces_seen = 0;
 	c->bg_sectors = 0;
 	atomic_set(&c->write_waits, 0);
+	atomic_set(&c->held, 0);
 	clone_window_init(&c->window);
 	c->window_pieces = c->window.size;
 

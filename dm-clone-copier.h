@@ -111,6 +111,7 @@ struct clone_copier {
 	struct clone_window window;
 	unsigned int window_pieces;	/* window.size, for other readers */
 	atomic_t write_waits;		/* writes that waited, this round */
+	atomic_t held;			/* the pass was held, this round */
 };
 
 /*
@@ -153,6 +154,16 @@ u64 clone_copier_window_sectors(struct clone_copier *c);
 static inline void clone_copier_write_waited(struct clone_copier *c)
 {
 	atomic_inc(&c->write_waits);
+}
+
+/*
+ * The background pass was held back by something other than the window
+ * (the user's reads of the source): the round under way is not judged,
+ * its rate says nothing of the window.
+ */
+static inline void clone_copier_held(struct clone_copier *c)
+{
+	atomic_set(&c->held, 1);
 }
 
 /*

@@ -192,7 +192,8 @@ bool clone_end_hydrations(struct clone *clone, struct clone_hydration *leader,
 {
 	struct clone_hydration *hd, *tmp;
 	unsigned int n = leader->nr_regions;
-	bool background = leader->background, marked = true;
+	bool background = leader->background, pass = leader->pass;
+	bool marked = true;
 
 	/* On failure the regions stay unhydrated (read-only now). */
 	if (mark && dm_clone_set_regions_hydrated(clone->cmd, leader->region_nr,
@@ -210,6 +211,8 @@ bool clone_end_hydrations(struct clone *clone, struct clone_hydration *leader,
 
 	if (background)
 		atomic_sub(n, &clone->bg_in_flight);
+	if (pass)
+		atomic_dec(&clone->pass_jobs);
 	if (atomic_sub_and_test(n, &clone->in_flight))
 		wake_up(&clone->in_flight_wait);
 	wake_worker(clone);
@@ -608,15 +611,24 @@ static bool __want_push(struct clone_want_ring *ring, unsigned long first,
 	return true;
 }
 
-void clone_want_read(struct clone *clone, unsigned long region,
-		     unsigned long nr)
+void clone_read_to_source(struct clone *clone, struct bio *bio,
+			  unsigned long region, unsigned long nr)
 {
+	struct clone_bio_data *pb = get_pb(bio);
 	unsigned long flags, first, last, b;
 	bool was_empty;
 
 	if (!test_bit(CLONE_READ_HYDRATION, &clone->flags) ||
 	    !test_bit(CLONE_HYDRATION_ENABLED, &clone->flags))
 		return;
+
+	pb->flags |= PB_TIMED;
+	if (!atomic_read(&clone->pass_jobs))
+		pb->flags |= PB_CLEAN;
+	pb->sent_ns = ktime_get_ns();
+	spin_lock_irqsave(&clone->share_lock, flags);
+	clone_share_sent(&clone->share, pb->sent_ns);
+	spin_unlock_irqrestore(&clone->share_lock, flags);
 	/*
 	 * The whole batches around what was read: scattered reads copied
 	 * region by region would leave the uncopied space in crumbs, and
@@ -634,6 +646,30 @@ void clone_want_read(struct clone *clone, unsigned long region,
 	 * loop, woken by each copy that ends: no wake-up per read.
 	 */
 	if (was_empty)
+		wake_worker(clone);
+}
+
+void clone_read_done(struct clone *clone, struct bio *bio, bool ok)
+{
+	struct clone_bio_data *pb = get_pb(bio);
+	u64 now, left;
+	unsigned int before, after;
+	unsigned long flags;
+
+	if (!ok) {
+		pb->flags &= ~(PB_TIMED | PB_CLEAN);
+		return;
+	}
+	now = ktime_get_ns();
+	spin_lock_irqsave(&clone->share_lock, flags);
+	before = clone_share_pass(&clone->share, now, &left);
+	clone_share_done(&clone->share, pb->sent_ns, now,
+			 pb->flags & PB_CLEAN);
+	after = clone_share_pass(&clone->share, now, &left);
+	spin_unlock_irqrestore(&clone->share_lock, flags);
+	pb->flags &= ~(PB_TIMED | PB_CLEAN);
+	/* The pass may have more in flight now (a probe ended, say). */
+	if (after > before)
 		wake_worker(clone);
 }
 
@@ -745,6 +781,30 @@ static bool writes_cutting(struct clone *clone)
 }
 
 /*
+ * May the pass start a copy, beside the user's reads of the source
+ * (dm-clone-share.h)? If not, the worker is woken when that may change.
+ * Worker context.
+ */
+static bool share_allows(struct clone *clone)
+{
+	unsigned int allowed;
+	u64 left;
+
+	spin_lock_irq(&clone->share_lock);
+	allowed = clone_share_pass(&clone->share, ktime_get_ns(), &left);
+	spin_unlock_irq(&clone->share_lock);
+	if (allowed == CLONE_SHARE_ANY)
+		return true;
+	clone_copier_held(&clone->copier);
+	if (atomic_read(&clone->pass_jobs) < allowed)
+		return true;
+	/* A copy of the pass that ends wakes the worker too. */
+	queue_delayed_work(clone->wq, &clone->share_wake,
+			   nsecs_to_jiffies(left) + 1);
+	return false;
+}
+
+/*
  * Start background copies until hydration_threshold regions are in
  * flight: the ranges to copy first, then the pass. A pass walks the
  * bitmap once from region 0; regions whose copy failed are retried by the
@@ -789,6 +849,9 @@ void clone_background_hydration(struct clone *clone)
 		    !clone_batch_room(threshold, n, full,
 				      atomic_read(&clone->bg_in_flight)))
 			return;
+		/* Reads of uncopied regions wait behind the pass's copies? */
+		if (!share_allows(clone))
+			return;
 
 		region = dm_clone_find_next_unhydrated_region(clone->cmd,
 							      clone->hydration_offset);
@@ -816,6 +879,8 @@ void clone_background_hydration(struct clone *clone)
 			continue;
 		}
 		clone->hydration_offset = end;
+		leader->pass = true;
+		atomic_inc(&clone->pass_jobs);
 		start_copy(clone, leader);
 		cond_resched();
 	}
@@ -873,6 +938,8 @@ int clone_hydration_init(struct clone *clone)
 	int r;
 
 	clone->retry_backoff = RETRY_BACKOFF_MIN;
+	spin_lock_init(&clone->share_lock);
+	atomic_set(&clone->pass_jobs, 0);
 	ratelimit_state_init(&clone->copy_fail_rs, COPY_FAIL_INTERVAL,
 			     COPY_FAIL_BURST);
 	/*

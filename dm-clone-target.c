@@ -94,6 +94,8 @@
  *	Taken alone, with nothing held and nothing taken inside:
  *	  the copy engine's lock (spinlock, irqsave, dm-clone-copier.c),
  *	  throttle_lock (spinlock, irq, dm-clone-copier.c),
+ *	  share_lock (spinlock, irqsave, struct clone: the source's share
+ *	  with the user's reads),
  *	  md_devs_lock (mutex, dm-clone-metadata.c: commit counts),
  *	  open_mutex of the disks below a device (dm-clone-compat.h: at
  *	  table load only, nested by depth).
@@ -480,6 +482,15 @@ static void do_worker(struct work_struct *ws)
 	check_hydration_done(clone);
 }
 
+/* The pass held for the user's reads (dm-clone-share.h) may go on. */
+static void do_share_wake(struct work_struct *ws)
+{
+	struct clone *clone = container_of(to_delayed_work(ws), struct clone,
+					   share_wake);
+
+	wake_worker(clone);
+}
+
 /* Periodic commit, and a nudge to the background pass. */
 static void do_waker(struct work_struct *ws)
 {
@@ -543,7 +554,7 @@ static int clone_map(struct dm_target *ti, struct bio *bio)
 	if (bio_data_dir(bio) == READ &&
 	    dm_clone_is_range_unhydrated(clone->cmd, region, nr)) {
 		remap_to_source(clone, bio);
-		clone_want_read(clone, region, nr);
+		clone_read_to_source(clone, bio, region, nr);
 		return DM_MAPIO_REMAPPED;
 	}
 
@@ -559,7 +570,7 @@ static int clone_map(struct dm_target *ti, struct bio *bio)
 
 	if (bio_data_dir(bio) == READ) {
 		remap_to_source(clone, bio);
-		clone_want_read(clone, region, 1);
+		clone_read_to_source(clone, bio, region, 1);
 		return DM_MAPIO_REMAPPED;
 	}
 
@@ -577,6 +588,9 @@ static int clone_end_io(struct dm_target *ti, struct bio *bio,
 
 	if (pb->flags & PB_COMMITTED)
 		return DM_ENDIO_DONE;
+
+	if (pb->flags & PB_TIMED)
+		clone_read_done(clone, bio, !*error);
 
 	if (pb->flags & PB_OVERWRITE) {
 		pb->flags &= ~PB_OVERWRITE;
@@ -790,6 +804,8 @@ static void clone_postsuspend(struct dm_target *ti)
 	 * sees them. Later runs of the worker start none.
 	 */
 	flush_work(&clone->worker);
+	/* Only a worker that starts copies queues it: none will now. */
+	cancel_delayed_work_sync(&clone->share_wake);
 	wait_event(clone->in_flight_wait, !atomic_read(&clone->in_flight));
 	clone_copier_quiesce(&clone->copier);
 	flush_workqueue(clone->wq);
@@ -1200,6 +1216,7 @@ static void destroy_runtime(struct clone *clone)
 	/* Nothing may be queued on the workqueue once it is destroyed. */
 	if (clone->wq) {
 		cancel_delayed_work_sync(&clone->waker);
+		cancel_delayed_work_sync(&clone->share_wake);
 		clone_copier_quiesce(&clone->copier);
 		destroy_workqueue(clone->wq);
 	}
@@ -1279,6 +1296,7 @@ static int clone_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	mutex_init(&clone->commit_lock);
 	INIT_WORK(&clone->worker, do_worker);
 	INIT_DELAYED_WORK(&clone->waker, do_waker);
+	INIT_DELAYED_WORK(&clone->share_wake, do_share_wake);
 
 	r = create_runtime(clone);
 	if (r)

@@ -17,6 +17,7 @@
 #include <linux/workqueue.h>
 
 #include "dm-clone-copier.h"
+#include "dm-clone-share.h"
 #include "dm-clone-metadata.h"
 
 enum clone_mode {
@@ -93,6 +94,15 @@ struct clone {
 	/* jiffies of the last write that hydrated a region by itself. */
 	unsigned long overwrite_at;
 
+	/*
+	 * The source shared with the user's reads (dm-clone-share.h):
+	 * share_lock (taken alone, interrupts disabled) protects share.
+	 */
+	spinlock_t share_lock;
+	struct clone_share share;
+	atomic_t pass_jobs;		/* copy jobs of the pass in flight */
+	struct delayed_work share_wake;	/* wakes the worker when a hold ends */
+
 	/* Worker only. */
 	unsigned long hydration_offset;	/* where the background pass is */
 	unsigned long retry_after;	/* jiffies, 0: no retry pending */
@@ -125,7 +135,8 @@ struct clone_hydration {
 	/* A copy job's state, on its leader: the copy engine's worker's. */
 	struct clone_copy_job copy;	/* .urgent: a write waits for it */
 	unsigned long copy_first, copy_last;	/* regions [first, last) */
-	bool background;		/* started by the background pass */
+	bool background;		/* a background copy (pass, ring) */
+	bool pass;			/* of those, started by the pass */
 	bool retrying;			/* region by region */
 	unsigned long retry_region;
 	struct clone_hydration *cursor;	/* the run held_run() found last */
@@ -136,12 +147,15 @@ struct clone_bio_data {
 	unsigned int flags;
 	struct clone_hydration *hd;	/* PB_OVERWRITE */
 	unsigned long first, last;	/* PB_DISCARD: regions [first, last) */
+	u64 sent_ns;			/* PB_TIMED: sent to the source at */
 };
 
 enum {
 	PB_OVERWRITE	= 1 << 0,	/* this bio hydrates pb->hd's region */
 	PB_DISCARD	= 1 << 1,	/* mark pb's regions on completion */
 	PB_COMMITTED	= 1 << 2,	/* completion was held for a commit */
+	PB_TIMED	= 1 << 3,	/* a read timed for the share */
+	PB_CLEAN	= 1 << 4,	/* sent with no pass copy in flight */
 };
 
 /* ---- Helpers ---- */
@@ -229,12 +243,19 @@ bool clone_end_hydrations(struct clone *clone, struct clone_hydration *leader,
 void clone_background_hydration(struct clone *clone);
 
 /*
- * A read of @nr unhydrated regions from @region went to the source: copy
- * them ahead of the background pass (with read hydration on, and
- * hydration enabled). Map context.
+ * A read @bio of @nr unhydrated regions from @region goes to the source:
+ * with read hydration on and hydration enabled, copy them ahead of the
+ * background pass, and time the read for the share of the source
+ * (dm-clone-share.h). Map context.
  */
-void clone_want_read(struct clone *clone, unsigned long region,
-		     unsigned long nr);
+void clone_read_to_source(struct clone *clone, struct bio *bio,
+			  unsigned long region, unsigned long nr);
+
+/*
+ * A read timed by clone_read_to_source() ended; @ok: without an error (a
+ * failed read's round trip says nothing of the source's). Any context.
+ */
+void clone_read_done(struct clone *clone, struct bio *bio, bool ok);
 
 /*
  * Copy the regions of sectors [@start, @start + @len) before any other

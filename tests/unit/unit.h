@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * A tiny test harness and the kernel types the pure headers
- * (dm-clone-region.h, dm-clone-window.h) need.
+ * (dm-clone-region.h, dm-clone-window.h, dm-clone-share.h) need.
  */
 #ifndef UNIT_H
 #define UNIT_H

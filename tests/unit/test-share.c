@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Unit tests of dm-clone-share.h, the rules by which the background pass
+ * gives way to the user's reads of the source: each rule alone, then two
+ * sources simulated read by read: a link with a queue (each read waits
+ * behind what the pass has in flight on it) and a source that only adds a
+ * latency (reads wait for nothing). On the first the reads must come back
+ * close to the source's own round trip; on the second the pass must go
+ * on as if there were no reads, but for its probes.
+ */
+#include "unit.h"
+#include "dm-clone-share.h"
+
+#define MS	1000000ULL
+#define T0	(1000 * 1000 * MS)	/* a clock far from zero */
+
+/* What the pass may have in flight at @now, checking *left. */
+static unsigned int pass(const struct clone_share *s, u64 now)
+{
+	u64 left = 0;
+	unsigned int n = clone_share_pass(s, now, &left);
+
+	if (n == CLONE_SHARE_ANY)
+		return n;
+	CHECK(left > 0);
+	CHECK(left == (s->probe_until > now ? s->probe_until - now :
+		       s->last_sent + CLONE_SHARE_QUIET_NS - now + 1));
+	return n;
+}
+
+/* Rule 4: the first read probes; a clean read ends the probe. */
+static void test_probe(void)
+{
+	struct clone_share s = { 0 };
+	u64 now = T0;
+
+	CHECK(pass(&s, now) == CLONE_SHARE_ANY);
+	clone_share_sent(&s, now);
+	CHECK(pass(&s, now) == 0);
+	CHECK(pass(&s, now + CLONE_SHARE_PROBE_NS - 1) == 0);
+	CHECK(pass(&s, now + CLONE_SHARE_PROBE_NS) == CLONE_SHARE_ANY);
+	/* Reads sent during the probe start no other. */
+	clone_share_sent(&s, now + 10 * MS);
+	CHECK(s.probe_until == now + CLONE_SHARE_PROBE_NS);
+	/* A read sent with the pass's copies still in flight: no base. */
+	clone_share_done(&s, now, now + 40 * MS, false);
+	CHECK(s.base_ns == 0);
+	CHECK(pass(&s, now + 40 * MS) == 0);
+	/* A clean one: the base, and the pass goes on at once. */
+	clone_share_done(&s, now + 10 * MS, now + 22 * MS, true);
+	CHECK(s.base_ns == 12 * MS);
+	CHECK(pass(&s, now + 22 * MS) == CLONE_SHARE_ANY);
+	CHECK(s.probe_until == 0);
+	/* A fresh base: no probe. */
+	clone_share_sent(&s, now + 30 * MS);
+	CHECK(pass(&s, now + 30 * MS) == CLONE_SHARE_ANY);
+	/* An old one: a probe again. */
+	now += 22 * MS + CLONE_SHARE_BASE_NS + 1;
+	clone_share_sent(&s, now);
+	CHECK(pass(&s, now) == 0);
+	CHECK(s.probe_until == now + CLONE_SHARE_PROBE_NS);
+}
+
+/* Rule 4: a probe that gets no clean read keeps the base, and waits. */
+static void test_probe_in_vain(void)
+{
+	struct clone_share s = { 0 };
+	u64 now = T0;
+
+	clone_share_sent(&s, now);
+	clone_share_done(&s, now, now + 5 * MS, true);
+	CHECK(s.base_ns == 5 * MS);
+	now += CLONE_SHARE_BASE_NS + 10 * MS;
+	clone_share_sent(&s, now);
+	CHECK(s.probe_until);
+	now += CLONE_SHARE_PROBE_NS + MS;
+	clone_share_sent(&s, now);		/* the probe is over */
+	CHECK(s.probe_until == 0);
+	CHECK(s.base_ns == 5 * MS);
+	CHECK(pass(&s, now) == CLONE_SHARE_ANY);
+	/* And the next probe only after CLONE_SHARE_BASE_NS. */
+	clone_share_sent(&s, now + CLONE_SHARE_BASE_NS);
+	CHECK(!s.probe_until);
+	clone_share_sent(&s, now + CLONE_SHARE_BASE_NS + 1);
+	CHECK(s.probe_until);
+}
+
+/* Rules 2 and 3: slow reads bound the pass, reads near the base not. */
+static void test_bound(void)
+{
+	struct clone_share s = { 0 };
+	u64 now = T0, t;
+	int i;
+
+	clone_share_sent(&s, now);
+	clone_share_done(&s, now, now + 10 * MS, true);
+	CHECK(pass(&s, now + 10 * MS) == CLONE_SHARE_ANY);
+	/* Twice the base plus the slack is not over it yet. */
+	for (i = 0, t = now + 20 * MS; i < 20; i++, t += 20 * MS) {
+		clone_share_sent(&s, t - 22 * MS);
+		clone_share_done(&s, t - 22 * MS, t, false);
+	}
+	CHECK(s.avg_ns <= 2 * s.base_ns + CLONE_SHARE_SLACK_NS);
+	CHECK(pass(&s, t) == CLONE_SHARE_ANY);
+	for (i = 0; i < 20; i++, t += 20 * MS)
+		clone_share_done(&s, t - 12 * MS, t, false);
+	/* Reads four times the base: the average gets there, one copy. */
+	for (i = 0; i < 3 && pass(&s, t) == CLONE_SHARE_ANY; i++, t += 20 * MS) {
+		clone_share_sent(&s, t - 40 * MS);
+		clone_share_done(&s, t - 40 * MS, t, false);
+	}
+	t -= 20 * MS;
+	CHECK(i == 2);			/* an average, not one read */
+	CHECK(pass(&s, t) == 1);
+	/* Slower still: the pass waits. */
+	clone_share_sent(&s, t);
+	clone_share_done(&s, t, t + 40 * MS, false);
+	t += 40 * MS;
+	CHECK(pass(&s, t) == 0);
+	clone_share_done(&s, t - 40 * MS, t, false);
+	CHECK(pass(&s, t) == 0);
+	/* A clean read raises the bound, whatever its round trip. */
+	clone_share_done(&s, t - 40 * MS, t, true);
+	CHECK(pass(&s, t) == 1);
+	/* Fast reads raise it one by one, until it goes. */
+	for (i = 0; i < 100 && pass(&s, t) != CLONE_SHARE_ANY; i++) {
+		clone_share_sent(&s, t);
+		t += 10 * MS;
+		clone_share_done(&s, t - 10 * MS, t, false);
+	}
+	CHECK(i >= CLONE_SHARE_MAX - 1 && i < 100);
+	/* The bound lasts while reads come, not after. */
+	clone_share_sent(&s, t);
+	clone_share_done(&s, t, t + 200 * MS, false);
+	t += 200 * MS;
+	CHECK(pass(&s, t) == 1);
+	CHECK(pass(&s, t - 200 * MS + CLONE_SHARE_QUIET_NS) == 1);
+	CHECK(pass(&s, t - 200 * MS + CLONE_SHARE_QUIET_NS + 1) ==
+	      CLONE_SHARE_ANY);
+	/* And the first read after a quiet second starts without one. */
+	t += CLONE_SHARE_QUIET_NS;
+	clone_share_sent(&s, t);
+	CHECK(pass(&s, t) == CLONE_SHARE_ANY);
+	/* Its average starts again from it. */
+	clone_share_done(&s, t, t + 11 * MS, false);
+	CHECK(s.avg_ns == 11 * MS);
+	/* A probe within a bound: nothing, then the bound again. */
+	clone_share_sent(&s, t);
+	clone_share_done(&s, t, t + 100 * MS, false);
+	CHECK(pass(&s, t + 100 * MS) == 1);
+	t += 100 * MS;
+	s.base_at = t - CLONE_SHARE_BASE_NS - 1;
+	clone_share_sent(&s, t);
+	CHECK(pass(&s, t) == 0);
+	clone_share_done(&s, t, t + 10 * MS, true);
+	CHECK(pass(&s, t + 10 * MS) == 2);
+}
+
+/* Rule 1: a source that got slower for good gets a new base. */
+static void test_base_ages(void)
+{
+	struct clone_share s = { 0 };
+	u64 now = T0;
+
+	clone_share_sent(&s, now);
+	clone_share_done(&s, now, now + 5 * MS, true);
+	clone_share_done(&s, now, now + 8 * MS, true);
+	CHECK(s.base_ns == 5 * MS);
+	now += CLONE_SHARE_BASE_NS + 10 * MS;
+	clone_share_done(&s, now - 30 * MS, now, true);
+	CHECK(s.base_ns == 30 * MS);
+}
+
+struct sim {
+	u64 reads_ms;		/* the reads' round trips, summed */
+	unsigned int reads;
+	unsigned int pieces;	/* the pass's pieces sent */
+};
+
+/*
+ * A source read by read for @secs seconds: reads one after the other
+ * (each sent when the last came back), the pass sending a piece of
+ * @piece_ms of transfer whenever the rules and its @window allow.
+ * @queue: a link that sends one thing at a time, in order (a read waits
+ * for every piece sent before it); else each read and piece takes only
+ * @lat_ms and its own transfer.
+ */
+static void simulate(struct sim *r, bool queue, u64 lat_ms, u64 read_ms,
+		     u64 piece_ms, unsigned int window, u64 secs)
+{
+	struct clone_share s = { 0 };
+	u64 now = T0, end = T0 + secs * 1000 * MS;
+	u64 link_free = now;	/* when the link has sent all it was given */
+	u64 pieces[64];		/* when each piece in flight comes back */
+	unsigned int n = 0, i, allowed;
+	u64 sent, back, t;
+	bool clean;
+
+	*r = (struct sim){ 0 };
+	while (now < end) {
+		sent = now;
+		clean = !n;
+		clone_share_sent(&s, sent);
+		if (queue) {
+			t = link_free > sent ? link_free : sent;
+			link_free = t + read_ms * MS;
+			back = link_free + lat_ms * MS;
+		} else {
+			back = sent + (lat_ms + read_ms) * MS;
+		}
+		/* The pass meanwhile, millisecond by millisecond. */
+		for (; now < back; now += MS) {
+			for (i = 0; i < n; )
+				if (pieces[i] <= now)
+					pieces[i] = pieces[--n];
+				else
+					i++;
+			allowed = pass(&s, now);
+			while (n < window && n < allowed) {
+				if (queue) {
+					t = link_free > now ? link_free : now;
+					link_free = t + piece_ms * MS;
+					pieces[n++] = link_free + lat_ms * MS;
+				} else {
+					pieces[n++] = now + (lat_ms + piece_ms) * MS;
+				}
+				r->pieces++;
+			}
+		}
+		clone_share_done(&s, sent, back, clean);
+		r->reads_ms += (back - sent) / MS;
+		r->reads++;
+	}
+}
+
+static void test_simulated(void)
+{
+	struct sim link, free_, lat, lat_free;
+
+	/* 128 KiB reads and 1 MiB pieces over 50 MB/s, 10 ms away. */
+	simulate(&link, true, 10, 3, 20, 8, 30);
+	simulate(&free_, true, 10, 3, 20, 0, 30);
+	printf("link: reads %llu ms (%llu ms with no pass), %u pieces in 30 s\n",
+	       (unsigned long long)(link.reads_ms / link.reads),
+	       (unsigned long long)(free_.reads_ms / free_.reads), link.pieces);
+	/* A read waits behind one piece at most. */
+	CHECK(link.reads_ms / link.reads <= free_.reads_ms / free_.reads + 20);
+	/* And the pass still has a good part of the link. */
+	CHECK(link.pieces * 20 >= 30 * 1000 / 3);
+
+	/* The same sizes from a source that answers in 10 ms, no queue. */
+	simulate(&lat, false, 10, 0, 1, 8, 30);
+	simulate(&lat_free, false, 10, 0, 1, 0, 30);
+	printf("latency: reads %llu ms, %u pieces in 30 s\n",
+	       (unsigned long long)(lat.reads_ms / lat.reads), lat.pieces);
+	/* The pass loses only its probes: one a few seconds, a read long. */
+	CHECK(lat.pieces * 100 >= 95 * (30 * 1000 / 11) * 8);
+	CHECK(lat.reads_ms == lat_free.reads_ms);
+}
+
+int main(void)
+{
+	test_probe();
+	test_probe_in_vain();
+	test_bound();
+	test_base_ages();
+	test_simulated();
+	UNIT_DONE();
+}
