@@ -433,6 +433,12 @@ static bool buf_zeroes(struct copy_buf *buf, sector_t sector, sector_t count,
 	return zero;
 }
 
+bool clone_copier_takes_zeroes(struct clone_copier *c)
+{
+	return !test_bit(COPIER_NO_ZEROES, &c->flags) &&
+	       bdev_write_zeroes_sectors(c->dest);
+}
+
 /*
  * The next run of the piece to write from @s, in [*@s, *@e); false when
  * none is left. All of the piece for a job without write_run.
@@ -474,8 +480,7 @@ static bool runs_zeroes(struct copy_buf *buf)
  */
 static void write_piece(struct clone_copier *c, struct copy_buf *buf)
 {
-	bool zeroes_ok = !test_bit(COPIER_NO_ZEROES, &c->flags) &&
-			 bdev_write_zeroes_sectors(c->dest);
+	bool zeroes_ok = clone_copier_takes_zeroes(c);
 	bool clear = false, z;
 	sector_t s, e;
 

@@ -147,6 +147,12 @@ void clone_copier_copy(struct clone_copier *c, struct clone_copy_job *job,
  */
 void clone_copier_set_budget(struct clone_copier *c, u64 sectors, bool fixed);
 
+/*
+ * Does the destination take zeroes writes (and has it taken every one so
+ * far)? Any context.
+ */
+bool clone_copier_takes_zeroes(struct clone_copier *c);
+
 /* The sectors the window lets background copies have in flight now. */
 u64 clone_copier_window_sectors(struct clone_copier *c);
 

@@ -19,13 +19,18 @@
 
 #include <linux/blkdev.h>
 #include <linux/device-mapper.h>
+#include <linux/dm-io.h>
 #include <linux/hash.h>
+#include <linux/highmem.h>
 #include <linux/jiffies.h>
+#include <linux/llist.h>
 #include <linux/mempool.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/workqueue.h>
 
+#include "dm-clone-compat.h"
 #include "dm-clone-copier.h"
 #include "dm-clone-metadata.h"
 #include "dm-clone-region.h"
@@ -533,7 +538,8 @@ static bool start_new_pass(struct clone *clone)
 {
 	if (atomic_xchg(&clone->pass_errors, 0) || clone->retry_after) {
 		if (!clone->retry_after) {
-			clone->retry_after = jiffies + clone->retry_backoff;
+			WRITE_ONCE(clone->retry_after,
+				   jiffies + clone->retry_backoff);
 			DMWARN_LIMIT("%s: %d region copies failed so far; retrying in %u s",
 				     clone_device_name(clone),
 				     atomic_read(&clone->copy_errors),
@@ -544,7 +550,7 @@ static bool start_new_pass(struct clone *clone)
 		}
 		if (time_before(jiffies, clone->retry_after))
 			return false;
-		clone->retry_after = 0;
+		WRITE_ONCE(clone->retry_after, 0);
 	} else {
 		clone->retry_backoff = RETRY_BACKOFF_MIN;
 	}
@@ -566,6 +572,339 @@ static unsigned int background_threshold(struct clone *clone)
 		clone->region_shift;
 
 	return min_t(u64, t, max_t(u64, w, 1));
+}
+
+/* ---- Reads that are their regions' copy ---- */
+
+/*
+ * A read of whole uncopied regions brings their data from the source
+ * anyway: written to the destination from memory, it copies them without
+ * a second read of the source (over a link, the bytes would cross it
+ * twice, and the copy would queue behind the user's next reads). At map
+ * time the regions are taken in flight by a hydration of their own (not
+ * the pass's), which writes to them wait for as for any copy. When the
+ * read ends, its data is copied into pages of ours before the user gets
+ * the bio back (the user's buffer may change once it is returned, or even
+ * before, under O_DIRECT: ours cannot), then keep_work writes them out
+ * (all zeroes as a zeroes write where the destination takes one) and the
+ * regions are marked like a copy's. Whatever goes wrong on the way (no
+ * memory, a failed write, zeroes for a destination without zeroes writes)
+ * turns the hydration into an ordinary copy of its regions from the
+ * source; a failed read ends it with nothing marked, unless writes wait
+ * for it (they get the copy). Taken only with background copying enabled,
+ * a threshold above 0 (the threshold does not bound them otherwise: they
+ * read nothing more from the source) and no copy failing, for reads of at
+ * most KEEP_READ_PAGES, and KEEP_CLONE_PAGES of them at a time.
+ */
+#define KEEP_READ_PAGES		(SZ_1M >> PAGE_SHIFT)
+#define KEEP_CLONE_PAGES	(SZ_16M >> PAGE_SHIFT)
+
+struct clone_keep {
+	struct llist_node node;
+	struct clone_hydration *hd;
+	sector_t sector, nr_sectors;
+	unsigned int nr_pages;
+	struct page_list pl[];
+};
+
+/*
+ * Regions [@region, @end) are unhydrated and none is in flight? They may
+ * span several groups.
+ */
+static bool __all_free(struct clone *clone, unsigned long region,
+		       unsigned long end)
+{
+	unsigned long e;
+
+	lockdep_assert_held(&clone->lock);
+	if (dm_clone_find_hydrated_in(clone->cmd, region, end) < end)
+		return false;
+	for (; region < end; region = e) {
+		e = min(group_end(clone, region), end);
+		if (__first_in_flight(clone, region, e, NULL) < e)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Take the read @bio (remapped to the source: its sector is the target's)
+ * of regions [@region, @region + @nr) as their copy, if it covers them
+ * whole and they are free: one hydration per group they touch (two at
+ * most), led by the first. True if taken. Map context.
+ */
+static bool keep_take(struct clone *clone, struct bio *bio,
+		      unsigned long region, unsigned long nr)
+{
+	struct clone_bio_data *pb = get_pb(bio);
+	unsigned long last = region + nr, e;
+	unsigned int pages = DIV_ROUND_UP(bio->bi_iter.bi_size, PAGE_SIZE);
+	struct clone_hydration *hd[2] = { NULL, NULL };
+	unsigned long flags;
+	unsigned int i, n;
+	bool taken = false;
+
+	if (bio->bi_iter.bi_sector != region_to_sector(clone, region) ||
+	    bio_end_sector(bio) != min(region_to_sector(clone, last),
+				       clone->ti->len) ||
+	    pages > KEEP_READ_PAGES || !READ_ONCE(clone->hydration_threshold) ||
+	    !hydration_may_run(clone))
+		return false;
+	/* Copies fail: no new ones before the pass's back-off (copy_wanted()). */
+	if (READ_ONCE(clone->retry_after) || atomic_read(&clone->pass_errors))
+		return false;
+	n = group_end(clone, region) < last ? 2 : 1;
+	if (n > 1 && group_end(clone, group_end(clone, region)) < last)
+		return false;
+	if (atomic_add_return(pages, &clone->keep_pages) > KEEP_CLONE_PAGES)
+		goto out;
+	for (i = 0; i < n; i++) {
+		hd[i] = alloc_hydration(clone, region, 0,
+					GFP_NOWAIT | __GFP_NOWARN);
+		if (!hd[i])
+			goto out;
+	}
+
+	spin_lock_irqsave(&clone->lock, flags);
+	if (__all_free(clone, region, last)) {
+		for (i = 0; i < n; i++, region = e) {
+			e = min(group_end(clone, region), last);
+			hd[i]->region_nr = region;
+			hd[i]->nr_regions = e - region;
+			__insert_hydration(clone, hd[i]);
+			if (i)
+				list_add_tail(&hd[i]->batch, &hd[0]->batch);
+		}
+		atomic_add(nr, &clone->in_flight);
+		taken = true;
+	}
+	spin_unlock_irqrestore(&clone->lock, flags);
+	if (taken) {
+		pb->flags |= PB_KEEP;
+		pb->hd = hd[0];
+		pb->keep_iter = bio->bi_iter;
+		return true;
+	}
+out:
+	for (i = 0; i < n; i++)
+		if (hd[i])
+			mempool_free(hd[i], &clone->hydration_pool);
+	atomic_sub(pages, &clone->keep_pages);
+	return false;
+}
+
+/* Do writes wait for the hydration @leader or its batch? Under the lock. */
+static bool __batch_waited(struct clone_hydration *leader)
+{
+	struct clone_hydration *hd;
+
+	if (!bio_list_empty(&leader->waiting))
+		return true;
+	list_for_each_entry(hd, &leader->batch, batch)
+		if (!bio_list_empty(&hd->waiting))
+			return true;
+	return false;
+}
+
+/* The read could not be the copy after all: copy the regions instead. */
+static void keep_fall_back(struct clone *clone, struct clone_hydration *leader)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&clone->lock, flags);
+	leader->copy.urgent = __batch_waited(leader);
+	spin_unlock_irqrestore(&clone->lock, flags);
+	start_copy(clone, leader);
+}
+
+/*
+ * The read failed: end the hydration with nothing marked, unless writes
+ * wait for it (then they get a copy, which fails or not for them). Its
+ * hydrations leave the table under the same lock hold that found none
+ * waiting, so none can join them after.
+ */
+static void keep_read_failed(struct clone *clone,
+			     struct clone_hydration *leader)
+{
+	struct clone_hydration *hd, *tmp;
+	unsigned int n = leader->nr_regions;
+	unsigned long flags;
+	bool waited;
+
+	spin_lock_irqsave(&clone->lock, flags);
+	waited = __batch_waited(leader);
+	if (!waited) {
+		hlist_del(&leader->h);
+		list_for_each_entry(hd, &leader->batch, batch)
+			hlist_del(&hd->h);
+	}
+	spin_unlock_irqrestore(&clone->lock, flags);
+	if (waited) {
+		keep_fall_back(clone, leader);
+		return;
+	}
+	list_for_each_entry_safe(hd, tmp, &leader->batch, batch) {
+		list_del(&hd->batch);
+		n += hd->nr_regions;
+		mempool_free(hd, &clone->hydration_pool);
+	}
+	mempool_free(leader, &clone->hydration_pool);
+	if (atomic_sub_and_test(n, &clone->in_flight))
+		wake_up(&clone->in_flight_wait);
+	wake_worker(clone);
+}
+
+static void free_keep(struct clone *clone, struct clone_keep *k)
+{
+	unsigned int i;
+
+	for (i = 0; i < k->nr_pages; i++)
+		__free_page(k->pl[i].page);
+	atomic_sub(k->nr_pages, &clone->keep_pages);
+	kfree(k);
+}
+
+/* Copy the data of @bio (its iterator @iter) into @k's pages. */
+static void keep_copy_data(struct clone_keep *k, struct bio *bio,
+			   struct bvec_iter iter)
+{
+	struct bio_vec bv;
+	struct bvec_iter it;
+	size_t off = 0, done, n;
+	char *src, *dst;
+
+	__bio_for_each_segment(bv, bio, it, iter) {
+		src = bvec_kmap_local(&bv);
+		for (done = 0; done < bv.bv_len; done += n, off += n) {
+			n = min_t(size_t, bv.bv_len - done,
+				  PAGE_SIZE - offset_in_page(off));
+			dst = kmap_local_page(k->pl[off >> PAGE_SHIFT].page);
+			memcpy(dst + offset_in_page(off), src + done, n);
+			kunmap_local(dst);
+		}
+		kunmap_local(src);
+	}
+}
+
+void clone_keep_read_end(struct clone *clone, struct bio *bio, bool ok)
+{
+	struct clone_bio_data *pb = get_pb(bio);
+	struct clone_hydration *hd = pb->hd;
+	unsigned int pages = DIV_ROUND_UP(pb->keep_iter.bi_size, PAGE_SIZE);
+	struct clone_keep *k = NULL;
+	unsigned int i;
+
+	pb->flags &= ~PB_KEEP;
+	pb->hd = NULL;
+	if (!ok) {
+		atomic_sub(pages, &clone->keep_pages);
+		keep_read_failed(clone, hd);
+		return;
+	}
+
+	/* In completion context: no waiting for memory. */
+	k = kmalloc(struct_size(k, pl, pages), GFP_NOWAIT | __GFP_NOWARN);
+	if (!k)
+		goto fall_back;
+	k->hd = hd;
+	k->sector = pb->keep_iter.bi_sector;
+	k->nr_sectors = pb->keep_iter.bi_size >> SECTOR_SHIFT;
+	k->nr_pages = 0;
+	for (i = 0; i < pages; i++) {
+		k->pl[i].page = alloc_page(GFP_NOWAIT | __GFP_NOWARN);
+		if (!k->pl[i].page)
+			goto fall_back;
+		k->pl[i].next = i + 1 < pages ? &k->pl[i + 1] : NULL;
+		k->nr_pages++;
+	}
+	keep_copy_data(k, bio, pb->keep_iter);
+	if (llist_add(&k->node, &clone->keeps))
+		queue_work(clone->wq, &clone->keep_work);
+	return;
+
+fall_back:
+	if (k) {
+		/* free_keep() gives back the pages it frees: the rest here. */
+		atomic_sub(pages - k->nr_pages, &clone->keep_pages);
+		free_keep(clone, k);
+	} else {
+		atomic_sub(pages, &clone->keep_pages);
+	}
+	keep_fall_back(clone, hd);
+}
+
+/* The destination write of @context (a struct clone_keep) ended. */
+static void keep_written(CLONE_IO_NOTIFY_ARGS)
+{
+	struct clone_keep *k = context;
+	struct clone_hydration *hd = k->hd;
+	struct clone *clone = hd->clone;
+
+	free_keep(clone, k);
+	if (CLONE_IO_NOTIFY_ERROR)
+		keep_fall_back(clone, hd);
+	else
+		clone_end_hydrations(clone, hd, true);
+}
+
+/* Do @k's pages hold only zeroes? */
+static bool keep_zeroes(struct clone_keep *k)
+{
+	size_t left = (size_t)k->nr_sectors << SECTOR_SHIFT, n;
+	unsigned int i;
+	bool zero = true;
+	void *p;
+
+	for (i = 0; zero && left; i++, left -= n) {
+		n = min_t(size_t, left, PAGE_SIZE);
+		p = kmap_local_page(k->pl[i].page);
+		zero = !memchr_inv(p, 0, n);
+		kunmap_local(p);
+	}
+	return zero;
+}
+
+/* Write out the data of the reads kept so far. Workqueue. */
+static void do_keep_work(struct work_struct *ws)
+{
+	struct clone *clone = container_of(ws, struct clone, keep_work);
+	struct clone_keep *k, *tmp;
+	struct llist_node *list;
+	struct dm_io_request req;
+	struct dm_io_region where;
+	bool zeroes;
+
+	list = llist_reverse_order(llist_del_all(&clone->keeps));
+	llist_for_each_entry_safe(k, tmp, list, node) {
+		zeroes = keep_zeroes(k);
+		if (zeroes && !clone_copier_takes_zeroes(&clone->copier)) {
+			/* The copy engine knows how to keep such a one sparse. */
+			struct clone_hydration *hd = k->hd;
+
+			free_keep(clone, k);
+			keep_fall_back(clone, hd);
+			continue;
+		}
+		req = (struct dm_io_request){
+			.bi_opf = zeroes ? REQ_OP_WRITE_ZEROES : REQ_OP_WRITE,
+			.mem.type = DM_IO_PAGE_LIST,
+			.mem.ptr.pl = k->pl,
+			.notify.fn = keep_written,
+			.notify.context = k,
+			.client = clone->copier.io_client,
+		};
+		where = (struct dm_io_region){
+			.bdev = clone->dest_dev->bdev,
+			.sector = k->sector,
+			.count = k->nr_sectors,
+		};
+		if (clone_dm_io_async(&req, &where)) {
+			struct clone_hydration *hd = k->hd;
+
+			free_keep(clone, k);
+			keep_fall_back(clone, hd);
+		}
+	}
 }
 
 /* ---- Copy first: prefetched ranges, regions just read ---- */
@@ -629,6 +968,9 @@ void clone_read_to_source(struct clone *clone, struct bio *bio,
 	spin_lock_irqsave(&clone->share_lock, flags);
 	clone_share_sent(&clone->share, pb->sent_ns);
 	spin_unlock_irqrestore(&clone->share_lock, flags);
+	/* The read is the copy of its regions: nothing more to read. */
+	if (keep_take(clone, bio, region, nr))
+		return;
 	/*
 	 * The whole batches around what was read: scattered reads copied
 	 * region by region would leave the uncopied space in crumbs, and
@@ -939,6 +1281,9 @@ int clone_hydration_init(struct clone *clone)
 
 	clone->retry_backoff = RETRY_BACKOFF_MIN;
 	spin_lock_init(&clone->share_lock);
+	init_llist_head(&clone->keeps);
+	INIT_WORK(&clone->keep_work, do_keep_work);
+	atomic_set(&clone->keep_pages, 0);
 	atomic_set(&clone->pass_jobs, 0);
 	ratelimit_state_init(&clone->copy_fail_rs, COPY_FAIL_INTERVAL,
 			     COPY_FAIL_BURST);

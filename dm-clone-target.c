@@ -591,6 +591,8 @@ static int clone_end_io(struct dm_target *ti, struct bio *bio,
 
 	if (pb->flags & PB_TIMED)
 		clone_read_done(clone, bio, !*error);
+	if (pb->flags & PB_KEEP)
+		clone_keep_read_end(clone, bio, !*error);
 
 	if (pb->flags & PB_OVERWRITE) {
 		pb->flags &= ~PB_OVERWRITE;

@@ -10,6 +10,7 @@
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/device-mapper.h>
+#include <linux/llist.h>
 #include <linux/mempool.h>
 #include <linux/ratelimit.h>
 #include <linux/spinlock.h>
@@ -103,9 +104,17 @@ struct clone {
 	atomic_t pass_jobs;		/* copy jobs of the pass in flight */
 	struct delayed_work share_wake;	/* wakes the worker when a hold ends */
 
+	/*
+	 * Reads that are their regions' copy (dm-clone-hydration.c): their
+	 * data, read, waiting for keep_work to write it out.
+	 */
+	struct llist_head keeps;
+	struct work_struct keep_work;
+	atomic_t keep_pages;		/* pages taken by such reads */
+
 	/* Worker only. */
 	unsigned long hydration_offset;	/* where the background pass is */
-	unsigned long retry_after;	/* jiffies, 0: no retry pending */
+	unsigned long retry_after;	/* jiffies, 0: none; WRITE_ONCE (map reads) */
 	unsigned long retry_backoff;	/* jiffies */
 	atomic_t copy_errors;		/* failed copies, for the log */
 	struct ratelimit_state copy_fail_rs;	/* their log lines */
@@ -148,6 +157,7 @@ struct clone_bio_data {
 	struct clone_hydration *hd;	/* PB_OVERWRITE */
 	unsigned long first, last;	/* PB_DISCARD: regions [first, last) */
 	u64 sent_ns;			/* PB_TIMED: sent to the source at */
+	struct bvec_iter keep_iter;	/* PB_KEEP: the read's data */
 };
 
 enum {
@@ -156,6 +166,7 @@ enum {
 	PB_COMMITTED	= 1 << 2,	/* completion was held for a commit */
 	PB_TIMED	= 1 << 3,	/* a read timed for the share */
 	PB_CLEAN	= 1 << 4,	/* sent with no pass copy in flight */
+	PB_KEEP		= 1 << 5,	/* this read copies pb->hd's regions */
 };
 
 /* ---- Helpers ---- */
@@ -245,7 +256,8 @@ void clone_background_hydration(struct clone *clone);
 /*
  * A read @bio of @nr unhydrated regions from @region goes to the source:
  * with read hydration on and hydration enabled, copy them ahead of the
- * background pass, and time the read for the share of the source
+ * background pass (with the read's own data when it covers them whole:
+ * PB_KEEP), and time the read for the share of the source
  * (dm-clone-share.h). Map context.
  */
 void clone_read_to_source(struct clone *clone, struct bio *bio,
@@ -256,6 +268,12 @@ void clone_read_to_source(struct clone *clone, struct bio *bio,
  * failed read's round trip says nothing of the source's). Any context.
  */
 void clone_read_done(struct clone *clone, struct bio *bio, bool ok);
+
+/*
+ * A read that clone_read_to_source() took as the copy of its regions
+ * (PB_KEEP) ended; @ok: without an error. Any context.
+ */
+void clone_keep_read_end(struct clone *clone, struct bio *bio, bool ok);
 
 /*
  * Copy the regions of sectors [@start, @start + @len) before any other

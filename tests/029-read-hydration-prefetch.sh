@@ -8,6 +8,15 @@
 #     source's data and makes those regions copied ahead of the pass: the
 #     metadata (clone_dump after a suspend) holds them while the pass is
 #     still far below;
+#   * a read of whole regions is their copy: with the pass all but
+#     stopped (the throttle at 0), the source reads no more than the read
+#     and the pass's regions, and the destination holds the data; a read
+#     of part of a region has it copied from the source; a read of
+#     regions of zeroes writes zeroes over what the destination held; a
+#     write of a whole region whose read (of 16 regions: more than the
+#     pass may hold) is in flight over a 1.5 s source waits for the
+#     read's copy: the clone and the destination keep the write, the
+#     read returns the source's data;
 #   * with the feature no_read_hydration (printed in the table and the
 #     status as given, nothing else changes), the same read copies nothing;
 #   * with no_hydration, reads copy nothing, and the message
@@ -59,6 +68,83 @@ wait_for 30 copied_900 || fail "regions 900-909 were not copied after being read
 [ "$(clone_hydrated c)" -lt 900 ] || fail "the background pass reached region 900 already"
 read_regions 900 10
 dm_remove c
+
+log "a read of whole regions is their copy: the source is read once"
+# The pass all but stopped (the module-wide throttle at 0 lets a copy
+# start once a second), so that what the source reads is what the clone
+# asks of it: the read itself, and the pass's few regions.
+thr=/sys/module/dm_clone/parameters/clone_hydration_throttle
+thr0=$(cat "$thr")
+on_exit "echo $thr0 >$thr"
+echo 0 >"$thr"
+# Regions 800-807 of the source read back zeroes; the destination holds
+# something else there (a zeroes copy must write them), and at the other
+# regions read below (whatever the clones above copied there).
+dd if=/dev/zero of="$src" bs=512 seek=$((800 * rs)) count=$((8 * rs)) oflag=direct status=none
+fill_pattern "$dest" 7 $((800 * rs)) $((8 * rs))
+fill_pattern "$dest" 7 $((600 * rs)) $((8 * rs))
+fill_pattern "$dest" 7 $((304 * rs)) $((16 * rs))
+fill_pattern "$dest" 7 $((700 * rs)) $rs
+dd if=/dev/zero of="$meta" bs=4096 count=1 oflag=direct status=none
+table=$(clone_table "$meta" "$dest" /dev/mapper/slow $rs 0 4 hydration_threshold 1 hydration_batch_size 1)
+dm_create c "$table"
+sstat=/sys/block/$(dmsetup info -c --noheadings -o blkdevname slow)/stat
+src_read() { awk '{ print $3 }' "$sstat"; }
+# read_to FILE FIRST N: one read of regions FIRST..FIRST+N-1 of the clone
+# into FILE (FIRST a multiple of N).
+read_to() {
+	dd if=/dev/mapper/c of="$1" bs=$(($3 * rs * 512)) skip=$(($2 / $3)) count=1 \
+		iflag=direct status=none
+}
+r0=$(src_read)
+read_to "$TEST_TMP/read600" 600 8 || fail "reading regions 600-607 failed"
+copied() { dmsetup suspend c && dumped_has "$1" "$2"; rc=$?; dmsetup resume c; return $rc; }
+# (Polling the destination, then the metadata once: a suspend waits for
+# the throttled pass.)
+on_dest() { cmp_dev "$dest" "$src" $(($2 * rs)) $(($1 * rs)) $(($1 * rs)) >/dev/null 2>&1; }
+wait_for 30 on_dest 600 8 || fail "regions 600-607 were not copied after being read: $(clone_status c)"
+copied 600 8 || fail "regions 600-607 are on the destination, not marked copied"
+r1=$(src_read) h=$(clone_hydrated c)
+# The read, and the pass's regions (those hydrated but the 8, and two in
+# flight at most): a second read of the 8 regions would pass this.
+[ $((r1 - r0)) -le $(((8 + h - 8 + 2) * rs)) ] ||
+	fail "the source read $((r1 - r0)) sectors for a read of $((8 * rs)) (pass: $((h - 8)) regions)"
+cmp "$TEST_TMP/read600" <(dd if="$src" bs=$((8 * rs * 512)) skip=$((600 / 8)) count=1 iflag=direct status=none) ||
+	fail "the read of regions 600-607 did not return the source's data"
+log "  ... a read of part of a region still copies it"
+dd_read /dev/mapper/c $((700 * rs + 8)) 8 >/dev/null || fail "reading in region 700 failed"
+wait_for 30 on_dest 700 1 || fail "region 700 was not copied after a read of part of it"
+copied 700 1 || fail "region 700 is on the destination, not marked copied"
+log "  ... all zeroes: written as zeroes"
+read_regions 800 8
+wait_for 30 on_dest 800 8 || fail "regions 800-807 (zeroes) were not copied after being read"
+copied 800 8 || fail "regions 800-807 are on the destination, not marked copied"
+dm_remove c
+
+log "  ... a write to a region being read waits for the read's copy"
+dm_create slower "$(delay_table "$src" 1500)"
+dd if=/dev/zero of="$meta" bs=4096 count=1 oflag=direct status=none
+table=$(clone_table "$meta" "$dest" /dev/mapper/slower $rs 0 4 hydration_threshold 1 hydration_batch_size 1)
+dm_create c "$table"
+# 16 regions in flight: the read's (the pass holds one at most).
+read_to "$TEST_TMP/read304" 304 16 &
+rpid=$!
+in_flight_16() { [ "$(clone_hydrating c)" -ge 16 ]; }
+wait_for 10 in_flight_16 || fail "the read of regions 304-319 never held them: $(clone_status c)"
+# A write of all of region 307: without the read holding it, it would
+# go straight to the destination, and the read's copy over it.
+dd_write /dev/mapper/c $((307 * rs)) $rs 5 >/dev/null || fail "the write to region 307 failed"
+wait "$rpid" || fail "the read of regions 304-319 failed"
+cmp "$TEST_TMP/read304" <(dd if="$src" bs=$((16 * rs * 512)) skip=$((304 / 16)) count=1 iflag=direct status=none) ||
+	fail "the read of regions 304-319 did not return the source's data"
+wait_for 30 copied 304 16 || fail "regions 304-319 were not copied"
+check_pattern /dev/mapper/c 5 $((307 * rs)) $rs || fail "the write to region 307 is lost on the clone"
+check_pattern "$dest" 5 $((307 * rs)) $rs || fail "the write to region 307 is lost on the destination"
+cmp_dev "$dest" "$src" $((3 * rs)) $((304 * rs)) $((304 * rs)) || fail "regions 304-306 differ"
+cmp_dev "$dest" "$src" $((12 * rs)) $((308 * rs)) $((308 * rs)) || fail "regions 308-319 differ"
+dm_remove c
+dm_remove slower
+echo "$thr0" >"$thr"
 
 log "no_read_hydration: the same read copies nothing"
 dd if=/dev/zero of="$meta" bs=4096 count=1 oflag=direct status=none
