@@ -1125,9 +1125,9 @@ static bool writes_cutting(struct clone *clone)
 /*
  * May the pass start a copy, beside the user's reads of the source
  * (dm-clone-share.h)? If not, the worker is woken when that may change.
- * Worker context.
+ * *@small: the copy must be small (rule 5). Worker context.
  */
-static bool share_allows(struct clone *clone)
+static bool share_allows(struct clone *clone, bool *small)
 {
 	unsigned int allowed;
 	u64 left;
@@ -1135,6 +1135,7 @@ static bool share_allows(struct clone *clone)
 	spin_lock_irq(&clone->share_lock);
 	allowed = clone_share_pass(&clone->share, ktime_get_ns(), &left);
 	spin_unlock_irq(&clone->share_lock);
+	*small = allowed != CLONE_SHARE_ANY;
 	if (allowed == CLONE_SHARE_ANY)
 		return true;
 	clone_copier_held(&clone->copier);
@@ -1157,7 +1158,7 @@ void clone_background_hydration(struct clone *clone)
 	struct clone_hydration *leader;
 	unsigned int threshold, full, batch, n;
 	unsigned long region, end;
-	bool wrapped = false, hints = true;
+	bool wrapped = false, hints = true, small;
 
 	while (copy_may_run(clone)) {
 		threshold = background_threshold(clone);
@@ -1192,8 +1193,12 @@ void clone_background_hydration(struct clone *clone)
 				      atomic_read(&clone->bg_in_flight)))
 			return;
 		/* Reads of uncopied regions wait behind the pass's copies? */
-		if (!share_allows(clone))
+		if (!share_allows(clone, &small))
 			return;
+		if (small)
+			batch = min_t(unsigned int, batch,
+				      max(CLONE_SHARE_PIECE_SECTORS >>
+					  clone->region_shift, 1U));
 
 		region = dm_clone_find_next_unhydrated_region(clone->cmd,
 							      clone->hydration_offset);

@@ -26,13 +26,21 @@
  *     after CLONE_SHARE_QUIET_NS without any sets it).
  *  3. While reads go on (one sent in the last CLONE_SHARE_QUIET_NS), the
  *     copies the pass has in flight are bounded. A read that comes back
- *     with the average over twice the base plus CLONE_SHARE_SLACK_NS
- *     halves the bound (the first sets it to 1; it may reach 0: the pass
- *     waits); any other read, and any clean one, raises it by one, and at
- *     CLONE_SHARE_MAX it is gone. So the pass keeps what the reads leave
- *     of the source, and always gets one copy between two reads. The
- *     copies the reads asked for, and prefetched ranges, are not the
- *     pass's: they go on as before.
+ *     with the average over twice the base plus CLONE_SHARE_SLACK_NS sets
+ *     the bound to 1: the reads wait in a queue. While there is a bound,
+ *     a read that comes back with the average over the base plus an
+ *     eighth plus CLONE_SHARE_SLACK_NS halves it (it may reach 0: the
+ *     pass waits); any other read, and any clean one, raises it by one,
+ *     and at CLONE_SHARE_MAX it is gone. So the pass keeps what the reads
+ *     leave of the source, and the reads come back in about what the
+ *     source alone takes. The copies the reads asked for, and prefetched
+ *     ranges, are not the pass's: they go on as before.
+ *  5. While there is a bound, the pass's copies are small (at most
+ *     CLONE_SHARE_PIECE_SECTORS): a read waits behind whole copies, and a
+ *     piece of 1 MiB holds a 50 MB/s link for 20 ms, longer than the
+ *     source takes to answer; with pieces of 64 KiB (1.3 ms there) the
+ *     pass keeps a few in flight between reads that still come back
+ *     near the source's own time.
  *  4. A read sent with no base, or a base older than CLONE_SHARE_BASE_NS,
  *     starts a probe: the pass starts nothing for at most
  *     CLONE_SHARE_PROBE_NS, its copies in flight drain, and the first
@@ -49,6 +57,7 @@
 #define CLONE_SHARE_PROBE_NS		1000000000ULL	/* 1 s */
 #define CLONE_SHARE_MAX			64		/* copies */
 #define CLONE_SHARE_SLACK_NS		2000000ULL	/* 2 ms */
+#define CLONE_SHARE_PIECE_SECTORS	128		/* 64 KiB */
 
 /* No bound (rule 3). */
 #define CLONE_SHARE_ANY			(~0U)
@@ -93,6 +102,17 @@ static inline void clone_share_sent(struct clone_share *s, u64 now)
 }
 
 /*
+ * The average past which a read is slow (rule 3): twice the base to set
+ * a bound, an eighth over it to keep lowering one.
+ */
+static inline u64 clone_share_slow(const struct clone_share *s)
+{
+	if (s->bound == CLONE_SHARE_ANY)
+		return 2 * s->base_ns + CLONE_SHARE_SLACK_NS;
+	return s->base_ns + s->base_ns / 8 + CLONE_SHARE_SLACK_NS;
+}
+
+/*
  * A read sent at @sent came back at @now; @clean: the pass had no copy in
  * flight when it was sent (rules 1 to 3).
  */
@@ -114,8 +134,7 @@ static inline void clone_share_done(struct clone_share *s, u64 sent, u64 now,
 			s->base_at = now;
 		}
 		s->probe_until = 0;
-	} else if (s->base_ns &&
-		   s->avg_ns > 2 * s->base_ns + CLONE_SHARE_SLACK_NS) {
+	} else if (s->base_ns && s->avg_ns > clone_share_slow(s)) {
 		s->bound = s->bound == CLONE_SHARE_ANY ? 1 : s->bound / 2;
 		return;
 	}
