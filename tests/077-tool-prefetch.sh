@@ -11,7 +11,9 @@
 #     come first; a name that is not a clone, or no device; a path that
 #     does not exist; a clone segment that does not start at sector 0;
 #   * --dry-run prints, one "START LENGTH" per line, ranges covering the
-#     regions of the file's extents, and sends nothing;
+#     regions of the file's extents, and sends nothing; on a directory of
+#     250 files and a hard link (mapped in two batches), ranges covering
+#     exactly the regions of their extents, the link counted once;
 #   * prefetching one file copies exactly the regions of its extents (as
 #     filefrag gives them, parsed here on its own): the hydrated count
 #     reaches their number and stops there, clone_dump of the metadata
@@ -34,10 +36,10 @@ meta=$(mkdev meta 4)
 mnt=$TEST_TMP/mnt
 mkdir -p "$mnt"
 
-# extents FILE: "START LENGTH" (sectors) of each of FILE's extents, read
-# from filefrag's table here, independently of the tool's parser.
+# extents FILE...: "START LENGTH" (sectors) of each of the FILEs' extents,
+# read from filefrag's table here, independently of the tool's parser.
 extents() {
-	filefrag -e -b512 "$1" | awk -F: '/^ *[0-9]+:/ && NF >= 5 {
+	filefrag -e -b512 "$@" | awk -F: '/^ *[0-9]+:/ && NF >= 5 {
 		split($3, p, "[.][.]"); printf "%d %d\n", p[1], $4 }'
 }
 # regions_of RS: the regions (of RS sectors) of the "START LENGTH" lines
@@ -96,6 +98,10 @@ dd if=/dev/urandom of="$mnt/file3" bs=1M count=2 status=none
 mkdir "$mnt/d"
 for i in 1 2 3; do dd if=/dev/urandom of="$mnt/d/f$i" bs=50000 count=$i status=none; done
 (cd "$mnt" && sha256sum file1 file2 file3 d/f1 d/f2 d/f3) >"$TEST_TMP/sums"
+# Many small files, written without a process each.
+mkdir "$mnt/many"
+for ((i = 1; i <= 250; i++)); do printf '%*s' $((i * 100)) '' >"$mnt/many/f$i"; done
+ln "$mnt/many/f1" "$mnt/many/link-f1"
 umount "$mnt" || fail "cannot unmount the source"
 
 log "a clone (background copying off), mounted read-only"
@@ -138,6 +144,15 @@ assert_eq "$(regions_of "$rs" <<<"$TOOL_OUT" | paste -sd' ')" "$(regions_of "$rs
 	"the regions of the dry run's ranges and of file3's extents"
 assert_match "$TOOL_ERR" "c: would queue [0-9]+ range\(s\), 2 MiB in [0-9]+ region\(s\), from 1 file\(s\) \($(grep -c . <<<"$e3") extent\(s\)\); --dry-run: nothing sent" \
 	"the dry run's summary"
+assert_eq "$(clone_hydrated c)" 0 "regions copied after --dry-run"
+
+log "--dry-run on 250 files: two batches, exactly their extents"
+em=$(extents "$mnt"/many/f*)
+tool_ok prefetch c "$mnt/many" --dry-run
+assert_eq "$(regions_of "$rs" <<<"$TOOL_OUT" | paste -sd' ')" "$(regions_of "$rs" <<<"$em" | paste -sd' ')" \
+	"the regions of the dry run's ranges and of the 250 files' extents"
+assert_match "$TOOL_ERR" "from 250 file\(s\) \($(grep -c . <<<"$em") extent\(s\)\); --dry-run: nothing sent" \
+	"the dry run's summary of 250 files and a hard link"
 assert_eq "$(clone_hydrated c)" 0 "regions copied after --dry-run"
 
 log "prefetch one file: exactly its regions are copied"

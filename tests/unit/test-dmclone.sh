@@ -272,7 +272,7 @@ real damaged
 check "real clone_check, damaged image: refused" eq "$MRC" 1
 check "real clone_check, damaged image: names the block" has "$MERR" "^  block 0: superblock: bad checksum"
 
-# dmclone prefetch: the parser of filefrag's extent table, the merging of
+# dmclone prefetch: the parser of filefrag's extent tables, the merging of
 # the ranges in the order given, the regions they cover, and the device
 # numbers stat prints. Canned 'filefrag -e -b512' output (e2fsprogs 1.47):
 # extents with and without the "expected" column, flags, one not
@@ -293,19 +293,84 @@ bash: 6 extents found
   12:        0..       7:          0..         0:      0:             last,unknown_loc,delalloc,eof
 FF
 )
-check "filefrag_extents: physical start and length of each extent, skipped ones named" \
-	eq "$(filefrag_extents <<<"$ff")" "381779112 80
+check "filefrag_batch: physical start and length of each extent, skipped ones counted and named" \
+	eq "$(filefrag_batch <<<"$ff")" "file 5 3 unknown_loc,delalloc,inline /dev/fd/3
+381779112 80
 381685776 240
 381686016 80
 381773208 80
-skip unknown_loc,delalloc
-4096 16
-skip inline
-skip unknown_loc,delalloc"
-check "filefrag_extents: an empty file has none" \
-	eq "$(printf '%s\n' 'Filesystem type is: ef53' 'File size of /dev/fd/3 is 0 (0 blocks of 512 bytes)' 'bash: 0 extents found' | filefrag_extents)" ""
+4096 16"
+check "filefrag_batch: an empty file has none" \
+	eq "$(printf '%s\n' 'Filesystem type is: ef53' 'File size of /dev/fd/3 is 0 (0 blocks of 512 bytes)' '/dev/fd/3: 0 extents found' | filefrag_batch)" \
+	"file 0 0 - /dev/fd/3"
 big=' 0:   0..   7:  8589934592.. 8589934599:   8:   last,eof'
-check "filefrag_extents: past 2^32 sectors" eq "$(filefrag_extents <<<"$big")" "8589934592 8"
+check "filefrag_batch: past 2^32 sectors" \
+	eq "$(printf '%s\n' 'File size of /dev/fd/3 is 4096 (8 blocks of 512 bytes)' "$big" | filefrag_batch)" "file 1 0 - /dev/fd/3
+8589934592 8"
+check "filefrag_batch: extents before any file's header ignored" \
+	eq "$(filefrag_batch <<<"$big")" ""
+# Several files at once, as recorded on an ext4 with inline_data (-O
+# inline_data): a file whose tail is not written back (delalloc), a file
+# stored in its inode, an empty file, a sparse file (no extent), a file
+# not written back at all; then one with both kinds skipped, and one
+# whose name holds spaces and " is ".
+ffs=$(cat <<FF
+Filesystem type is: ef53
+File size of /dev/fd/10 is 328672 (648 blocks of 512 bytes)
+ ext:     logical_offset:        physical_offset: length:   expected: flags:
+   0:        0..     591:      16512..     17103:    592:$pad
+   1:      592..     639:      21200..     21247:     48:      17104:
+   2:      640..     647:          0..         0:      0:             last,unknown_loc,delalloc,eof
+/dev/fd/10: 3 extents found
+File size of /dev/fd/11 is 5 (8 block of 512 bytes)
+ ext:     logical_offset:        physical_offset: length:   expected: flags:
+   0:        0..       4:     171048..    171052:      5:             last,not_aligned,inline,eof
+/dev/fd/11: 1 extent found
+File size of /dev/fd/12 is 0 (0 blocks of 512 bytes)
+/dev/fd/12: 0 extents found
+File size of /dev/fd/13 is 1048576 (2048 blocks of 512 bytes)
+/dev/fd/13: 0 extents found
+File size of /dev/fd/14 is 20000 (40 blocks of 512 bytes)
+ ext:     logical_offset:        physical_offset: length:   expected: flags:
+   0:        0..      39:          0..         0:      0:             last,unknown_loc,delalloc,eof
+/dev/fd/14: 1 extent found
+File size of /dev/fd/15 is 16384 (32 blocks of 512 bytes)
+ ext:     logical_offset:        physical_offset: length:   expected: flags:
+   0:        0..       7:          0..         0:      0:             unknown_loc,delalloc
+   1:        8..      15:       8000..      8007:      8:$pad
+   2:       16..      23:       9000..      9007:      8:       8008: inline
+   3:       24..      31:          0..         0:      0:             last,unknown_loc,delalloc,eof
+/dev/fd/15: 4 extents found
+File size of a file is 2 (3 blocks of 512 bytes) is 4096 (8 blocks of 512 bytes)
+ ext:     logical_offset:        physical_offset: length:   expected: flags:
+   0:        0..       7:       7000..      7007:      8:             last,eof
+a file is 2 (3 blocks of 512 bytes): 1 extent found
+FF
+)
+check "filefrag_batch: several files, one line each, then their extents in order" \
+	eq "$(filefrag_batch <<<"$ffs")" "file 2 1 unknown_loc,delalloc /dev/fd/10
+file 0 1 inline /dev/fd/11
+file 0 0 - /dev/fd/12
+file 0 0 - /dev/fd/13
+file 0 1 unknown_loc,delalloc /dev/fd/14
+file 1 3 unknown_loc,delalloc,inline /dev/fd/15
+file 1 0 - a file is 2 (3 blocks of 512 bytes)
+16512 592
+21200 48
+8000 8
+7000 8"
+check "filefrag_batch: filefrag's messages on stderr, mixed in, ignored" \
+	eq "$(printf '%s\n' 'File size of /dev/fd/3 is 4096 (8 blocks of 512 bytes)' 'open: No such file or directory' \
+		'/dev/fd/3: FIBMAP unsupported' "$big" | filefrag_batch)" "file 1 0 - /dev/fd/3
+8589934592 8"
+check "filefrag_batch: nothing in, nothing out" eq "$(filefrag_batch </dev/null)" ""
+# filefrag_file: the fields of one of those lines.
+fields() { filefrag_file "$1" && echo "$FF_EXTENTS/$FF_SKIPPED/$FF_KINDS/$FF_NAME"; }
+check "filefrag_file: a line's fields" eq "$(fields "file 1 3 unknown_loc,delalloc,inline /dev/fd/15")" \
+	"1/3/unknown_loc,delalloc,inline//dev/fd/15"
+check "filefrag_file: a name with spaces" eq "$(fields "file 1 0 - a b  c")" "1/0/-/a b  c"
+check "filefrag_file: an extent is no file line" eval '! fields "16512 592"'
+check "filefrag_file: nor is an empty line" eval '! fields ""'
 # In sectors (REGION 1): adjacent and overlapping ranges merge with the
 # one before, in order; a range that comes back below is not moved.
 check "merge_ranges: adjacent and overlapping merged, order kept" \
@@ -357,15 +422,43 @@ check "prefetch --timeout 0 is a usage error" eq "$rc" 2
 # failing at once with --no-wait, or after --timeout; another refusal
 # shown with the kernel's log line; --dry-run sending nothing; the parts
 # past the clone's end left out; a delalloc extent warned about; a clone
-# in read-only mode refused.
+# in read-only mode refused. Then the files mapped in batches: many files
+# (several batches, also under a low limit of open files), each counted
+# once; filefrag failing on one file of a batch, named; a file found
+# that went away, and a refusal after files with warnings, each in the
+# order of the files; every descriptor closed.
 stub=$tmp/stub
 mkdir -p "$stub" "$tmp/pf"
 : >"$tmp/pf/a"
 : >"$tmp/pf/b"
-export STUB=$stub STUB_MM
+export STUB=$stub STUB_MM STUB_FIND
 STUB_MM=$(devnum_majmin "$(stat -c %d "$tmp/pf/a")")
+STUB_FIND=$(command -v find)
 printf '%s\n' '#!/bin/sh' 'echo 0' >"$stub/id"
-printf '%s\n' '#!/bin/sh' 'cat "$STUB/ff"' >"$stub/filefrag"
+cat >"$stub/filefrag" <<'SH'
+#!/bin/bash
+# filefrag -e -b512 FILE...: for each FILE, its header, the table in
+# STUB_FF (default $STUB/ff) and the count, as filefrag prints them. The
+# FILE that is STUB_FF_BAD (through /dev/fd/N) cannot be mapped: a
+# message on stderr and, at the end, exit status 1.
+rc=0
+echo "Filesystem type is: ef53"
+for f; do
+	case "$f" in -*) continue ;; esac
+	echo "File size of $f is 57344 (112 blocks of 512 bytes)"
+	if [ -n "${STUB_FF_BAD:-}" ] && [ "$(readlink -f "$f")" = "$STUB_FF_BAD" ]; then
+		echo "$f: FIBMAP unsupported" >&2
+		rc=1
+		continue
+	fi
+	cat "${STUB_FF:-$STUB/ff}"
+	echo "$f: 3 extents found"
+done
+exit $rc
+SH
+# find: the real one, and then STUB_GHOST (a file it found that is gone
+# by the time it is opened).
+printf '%s\n' '#!/bin/sh' '"$STUB_FIND" "$@"' '[ -z "${STUB_GHOST:-}" ] || printf "%s\0" "$STUB_GHOST"' >"$stub/find"
 printf '%s\n' '#!/bin/sh' 'cat "$STUB/klog" 2>/dev/null' >"$stub/dmesg"
 cat >"$stub/dmsetup" <<'SH'
 #!/bin/bash
@@ -377,6 +470,9 @@ status) echo "0 ${STUB_LEN:-1048576} clone 8 10/1000 128 5/8192 0 1 no_hydration
 info) echo "$STUB_MM" ;;
 message)
 	echo "${*:2}" >>"$STUB/calls"
+	# With STUB_FDS, how many descriptors the tool has open as it sends
+	# (its command substitution execs this: the tool is the parent).
+	[ -z "${STUB_FDS:-}" ] || ls "/proc/$PPID/fd" | grep -c . >>"$STUB/fds"
 	n=$(grep -c . "$STUB/calls")
 	if [ "$n" -ge "${STUB_BUSY_FROM:-0}" ] && [ "$n" -lt "${STUB_BUSY_TO:-0}" ]; then
 		echo "[  1.0] device-mapper: clone: $STUB_MM: prefetch $5+$6: too many ranges waiting; try again later" >>"$STUB/klog"
@@ -404,7 +500,7 @@ pf() {
 	local env=()
 	while [ "$1" != -- ]; do env+=("$1"); shift; done
 	shift
-	rm -f "$stub/calls" "$stub/klog"
+	rm -f "$stub/calls" "$stub/klog" "$stub/fds"
 	PRC=0
 	POUT=$(env PATH="$stub:$PATH" "${env[@]}" "$tool" prefetch "$@" 2>"$tmp/err") || PRC=$?
 	PERR=$(cat "$tmp/err")
@@ -475,5 +571,65 @@ check "prefetch, a delalloc extent: a warning to sync first" \
 pf -- c1 /dev/null
 check "prefetch: not a regular file: refused" \
 	eq "$PRC/$PCALLS/$PERR" "1//dmclone: /dev/null is not a regular file (it is a character special file): give files or directories; nothing queued"
+
+# Many files: 450 in a directory and a hard link to the first, found
+# last, are three batches of 200 files at most; each file's one extent is
+# at the same place, so that the ranges merge into one.
+mkdir "$tmp/many"
+for i in $(seq -w 1 450); do : >"$tmp/many/f$i"; done
+ln "$tmp/many/f001" "$tmp/many/zlink"
+printf '%s\n' '   0:        0..      15:       2048..      2063:     16:             last,eof' >"$tmp/ff-one"
+pf STUB_FF="$tmp/ff-one" STUB_FDS=1 -- c1 "$tmp/many" "$tmp/pf/a"
+check "prefetch, 450 files: exit 0" eq "$PRC/$PERR" 0/
+check "prefetch, 450 files: each counted once, the hard link as its file" \
+	eq "$POUT" "c1: queued 1 range(s), 8 KiB in 1 region(s), from 451 file(s) (451 extent(s)) to copy first; 0.0% of the clone copied so far."
+check "prefetch, 450 files: one range sent" eq "$PCALLS" "c1 0 prefetch 2048 16"
+check "prefetch, 450 files: every file's descriptor closed before sending" \
+	eval '[ "$(cat "$stub/fds")" -lt 10 ]'
+# Under a limit of 40 open files, batches of 8: the same plan (of the
+# directory alone).
+rm -f "$stub/calls"
+PRC=0
+POUT=$(ulimit -n 40 && env PATH="$stub:$PATH" STUB_FF="$tmp/ff-one" "$tool" prefetch c1 "$tmp/many" --dry-run 2>&1) || PRC=$?
+check "prefetch, ulimit -n 40: the same plan" eq "$PRC/$POUT" "0/2048 16
+c1: would queue 1 range(s), 8 KiB in 1 region(s), from 450 file(s) (450 extent(s)); --dry-run: nothing sent"
+# filefrag fails on one file of a batch: the file is named, nothing is
+# sent, and the warnings of the files before it come first.
+mkdir "$tmp/batch"
+for f in a b c; do : >"$tmp/batch/$f"; done
+cp "$tmp/ff-good" "$tmp/ff-delalloc"
+echo '   3:      112..     127:          0..         0:      0:             last,unknown_loc,delalloc,eof' >>"$tmp/ff-delalloc"
+skipped="1 extent(s) skipped (unknown_loc,delalloc): not written back yet, or stored in the inode; run 'sync' first to prefetch all of it"
+pf STUB_FF="$tmp/ff-delalloc" STUB_FF_BAD="$tmp/batch/b" -- c1 "$tmp/batch"
+check "prefetch, filefrag failing on one file: exit 1, nothing sent" eq "$PRC/$PCALLS/$POUT" "1//"
+# (filefrag's message names the file by the descriptor it was given.)
+fdn() { sed 's|/dev/fd/[0-9]*|/dev/fd/N|g' <<<"$1"; }
+failed="dmclone: filefrag cannot map $tmp/batch/b (exit status 1): File size of /dev/fd/N is 57344 (112 blocks of 512 bytes) /dev/fd/N: FIBMAP unsupported; nothing queued"
+check "prefetch, filefrag failing on one file: named, after the warnings of the files before it" \
+	eq "$(fdn "$PERR")" "dmclone: warning: $tmp/batch/a: $skipped$nl$failed"
+pf STUB_FF="$tmp/ff-delalloc" STUB_FF_BAD="$tmp/batch/b" -- c1 "$tmp/batch/a" "$tmp/batch/c" "$tmp/batch/b" -q
+check "prefetch, filefrag failing on the last file given: exit 1, nothing sent" eq "$PRC/$PCALLS/$POUT" "1//"
+check "prefetch, filefrag failing on the last file given: named, nothing else said (-q)" eq "$(fdn "$PERR")" "$failed"
+# A file found that is gone when it is opened: skipped with a warning,
+# in the order of the files.
+pf STUB_FF="$tmp/ff-delalloc" STUB_GHOST="$tmp/batch/b-gone" -- c1 "$tmp/batch" --dry-run
+check "prefetch, a file found gone: the others mapped" \
+	eq "$PRC/$(tail -n 1 <<<"$PERR")" "0/c1: would queue 9 range(s), 168 KiB in 3 region(s), from 3 file(s) (9 extent(s)); --dry-run: nothing sent"
+check "prefetch, a file found gone: a warning, in the order of the files" \
+	eq "$(head -n -1 <<<"$PERR")" "dmclone: warning: $tmp/batch/a: $skipped
+dmclone: warning: $tmp/batch/b: $skipped
+dmclone: warning: $tmp/batch/b-gone went away meanwhile: skipped
+dmclone: warning: $tmp/batch/c: $skipped"
+# A path refused after files with warnings: their warnings first, then
+# the refusal, nothing sent; the same for a path that does not exist.
+pf STUB_FF="$tmp/ff-delalloc" -- c1 "$tmp/batch/a" "$tmp/batch/c" /dev/null "$tmp/batch/b"
+check "prefetch, a refusal after files with warnings: in the order of the files" \
+	eq "$PRC/$PCALLS/$PERR" "1//dmclone: warning: $tmp/batch/a: $skipped
+dmclone: warning: $tmp/batch/c: $skipped
+dmclone: /dev/null is not a regular file (it is a character special file): give files or directories; nothing queued"
+pf STUB_FF="$tmp/ff-delalloc" -- c1 "$tmp/batch/a" "$tmp/nosuch" "$tmp/batch/b"
+check "prefetch, a path that does not exist after a file with warnings: in order" \
+	eq "$PRC/$PCALLS/$PERR" "1//dmclone: warning: $tmp/batch/a: $skipped
+dmclone: $tmp/nosuch does not exist; nothing queued"
 
 check_summary test-dmclone
