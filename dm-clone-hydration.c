@@ -593,9 +593,14 @@ static unsigned int background_threshold(struct clone *clone)
  * source; a failed read ends it with nothing marked, unless writes wait
  * for it (they get the copy). Taken only with background copying enabled,
  * a threshold above 0 (the threshold does not bound them otherwise: they
- * read nothing more from the source) and no copy failing, for reads of at
- * most KEEP_READ_PAGES, and KEEP_CLONE_PAGES of them at a time.
+ * read nothing more from the source) and no copy failing, for reads of
+ * KEEP_READ_MIN to KEEP_READ_PAGES, and KEEP_CLONE_PAGES of them at a
+ * time. Smaller reads are scattered ones, more often than not: each a
+ * copy of its own would cut the uncopied space into crumbs, and cost a
+ * write, a hop to keep_work and a mark per few KiB; the whole batches
+ * around them (the read hints) do better there.
  */
+#define KEEP_READ_MIN		SZ_64K
 #define KEEP_READ_PAGES		(SZ_1M >> PAGE_SHIFT)
 #define KEEP_CLONE_PAGES	(SZ_16M >> PAGE_SHIFT)
 
@@ -647,7 +652,8 @@ static bool keep_take(struct clone *clone, struct bio *bio,
 	if (bio->bi_iter.bi_sector != region_to_sector(clone, region) ||
 	    bio_end_sector(bio) != min(region_to_sector(clone, last),
 				       clone->ti->len) ||
-	    pages > KEEP_READ_PAGES || !READ_ONCE(clone->hydration_threshold) ||
+	    bio->bi_iter.bi_size < KEEP_READ_MIN || pages > KEEP_READ_PAGES ||
+	    !READ_ONCE(clone->hydration_threshold) ||
 	    !hydration_may_run(clone))
 		return false;
 	/* Copies fail: no new ones before the pass's back-off (copy_wanted()). */
