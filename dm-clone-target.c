@@ -23,7 +23,9 @@
  *    flushes the destination first);
  *  - a discard goes to the worker (see "Discards" below);
  *  - a bio to hydrated regions is remapped to the destination;
- *  - a read of an unhydrated region is remapped to the source;
+ *  - a read of an unhydrated region is remapped to the source (a read
+ *    of whole such regions may be their copy: its data goes on to the
+ *    destination, see dm-clone-hydration.c);
  *  - a write to an unhydrated region waits for the region's hydration. If
  *    the region is already being hydrated the bio joins that hydration's
  *    list. Otherwise a hydration starts at once: a write covering the
