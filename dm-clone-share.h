@@ -35,18 +35,18 @@
  *     leave of the source, and the reads come back in about what the
  *     source alone takes. The copies the reads asked for, and prefetched
  *     ranges, are not the pass's: they go on as before.
- *  5. While there is a bound, the pass's copies are small (at most
- *     CLONE_SHARE_PIECE_SECTORS): a read waits behind whole copies, and a
- *     piece of 1 MiB holds a 50 MB/s link for 20 ms, longer than the
- *     source takes to answer; with pieces of 64 KiB (1.3 ms there) the
- *     pass keeps a few in flight between reads that still come back
- *     near the source's own time.
  *  4. A read sent with no base, or a base older than CLONE_SHARE_BASE_NS,
  *     starts a probe: the pass starts nothing for at most
  *     CLONE_SHARE_PROBE_NS, its copies in flight drain, and the first
  *     clean read to come back ends the probe. A probe that gets none
  *     leaves the base as it was, and counts as a measurement (no new
  *     probe for CLONE_SHARE_BASE_NS).
+ *  5. While there is a bound, the pass's copies are small (at most
+ *     CLONE_SHARE_PIECE_SECTORS): a read waits behind whole copies, and a
+ *     piece of 1 MiB holds a 50 MB/s link for 20 ms, longer than the
+ *     source takes to answer; with pieces of 64 KiB (1.3 ms there) the
+ *     pass keeps a few in flight between reads that still come back
+ *     near the source's own time.
  */
 
 #ifndef DM_CLONE_SHARE_H

@@ -154,7 +154,7 @@ struct clone_hydration {
 /* Per-bio data. */
 struct clone_bio_data {
 	unsigned int flags;
-	struct clone_hydration *hd;	/* PB_OVERWRITE */
+	struct clone_hydration *hd;	/* PB_OVERWRITE, PB_KEEP */
 	unsigned long first, last;	/* PB_DISCARD: regions [first, last) */
 	u64 sent_ns;			/* PB_TIMED: sent to the source at */
 	struct bvec_iter keep_iter;	/* PB_KEEP: the read's data */
