@@ -571,6 +571,14 @@ check "prefetch, a delalloc extent: a warning to sync first" \
 pf -- c1 /dev/null
 check "prefetch: not a regular file: refused" \
 	eq "$PRC/$PCALLS/$PERR" "1//dmclone: /dev/null is not a regular file (it is a character special file): give files or directories; nothing queued"
+# A FIFO given as a path is refused without being opened (an open would
+# wait for a writer: the timeout's exit status 124 fails the check).
+mkfifo "$tmp/fifo"
+rm -f "$stub/calls"
+PRC=0
+PERR=$(env PATH="$stub:$PATH" timeout 20 "$tool" prefetch c1 "$tmp/pf/a" "$tmp/fifo" 2>&1 >/dev/null) || PRC=$?
+check "prefetch: a FIFO refused at once, nothing sent" \
+	eq "$PRC/$(cat "$stub/calls" 2>/dev/null)/$PERR" "1//dmclone: $tmp/fifo is not a regular file (it is a fifo): give files or directories; nothing queued"
 
 # Many files: 450 in a directory and a hard link to the first, found
 # last, are three batches of 200 files at most; each file's one extent is
