@@ -406,6 +406,28 @@ static void copy_submit(struct clone_copier *c, struct copy_buf *buf,
 		copy_io_end(buf, true);
 }
 
+bool clone_pages_zeroes(struct page_list *pl, size_t off, size_t len,
+			bool clear)
+{
+	bool zero = true;
+	size_t n;
+	void *p;
+
+	pl += off >> PAGE_SHIFT;
+	off &= ~PAGE_MASK;
+	for (; len && zero; pl = pl->next, off = 0) {
+		n = min_t(size_t, len, PAGE_SIZE - off);
+		p = kmap_local_page(pl->page);
+		if (clear)
+			memset(p + off, 0, n);
+		else
+			zero = !memchr_inv(p + off, 0, n);
+		kunmap_local(p);
+		len -= n;
+	}
+	return zero;
+}
+
 /*
  * Do sectors [@sector, @sector + @count) of the piece's buffer hold only
  * zeroes? With @clear, make them zeroes instead.
@@ -413,24 +435,9 @@ static void copy_submit(struct clone_copier *c, struct copy_buf *buf,
 static bool buf_zeroes(struct copy_buf *buf, sector_t sector, sector_t count,
 		       bool clear)
 {
-	size_t off = (size_t)(sector - buf->sector) << SECTOR_SHIFT;
-	size_t left = (size_t)count << SECTOR_SHIFT, len;
-	struct page_list *pl = &buf->pl[off >> PAGE_SHIFT];
-	bool zero = true;
-	void *p;
-
-	off &= ~PAGE_MASK;
-	for (; left && zero; pl = pl->next, off = 0) {
-		len = min_t(size_t, left, PAGE_SIZE - off);
-		p = kmap_local_page(pl->page);
-		if (clear)
-			memset(p + off, 0, len);
-		else
-			zero = !memchr_inv(p + off, 0, len);
-		kunmap_local(p);
-		left -= len;
-	}
-	return zero;
+	return clone_pages_zeroes(buf->pl,
+				  (size_t)(sector - buf->sector) << SECTOR_SHIFT,
+				  (size_t)count << SECTOR_SHIFT, clear);
 }
 
 bool clone_copier_takes_zeroes(struct clone_copier *c)

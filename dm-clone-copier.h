@@ -153,6 +153,14 @@ void clone_copier_set_budget(struct clone_copier *c, u64 sectors, bool fixed);
  */
 bool clone_copier_takes_zeroes(struct clone_copier *c);
 
+/*
+ * Do the @len bytes from byte @off of the pages of @pl (a chain whose
+ * entries follow each other in an array, as the copier's and the kept
+ * reads' are) hold only zeroes? With @clear, make them zeroes instead.
+ */
+bool clone_pages_zeroes(struct page_list *pl, size_t off, size_t len,
+			bool clear);
+
 /* The sectors the window lets background copies have in flight now. */
 u64 clone_copier_window_sectors(struct clone_copier *c);
 

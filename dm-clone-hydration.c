@@ -154,8 +154,9 @@ static struct clone_hydration *alloc_hydration(struct clone *clone,
 }
 
 /*
- * End one hydration: take it out of the hash table and hand its waiting
- * bios on, to the worker (which sends them to the destination) when their
+ * End one hydration: take it out of the hash table (unless a failed read
+ * taken as its copy did, keep_read_failed()) and hand its waiting bios
+ * on, to the worker (which sends them to the destination) when their
  * region is hydrated now, else failing them. Any context.
  */
 static void end_one_hydration(struct clone_hydration *hd)
@@ -169,7 +170,7 @@ static void end_one_hydration(struct clone_hydration *hd)
 	bio_list_init(&bios);
 
 	spin_lock_irqsave(&clone->lock, flags);
-	hlist_del(&hd->h);
+	hlist_del_init(&hd->h);
 	bio_list_merge(&bios, &hd->waiting);
 	while ((bio = bio_list_pop(&bios))) {
 		unsigned long region = bio_target_sector(clone, bio) >>
@@ -732,32 +733,22 @@ static void keep_fall_back(struct clone *clone, struct clone_hydration *leader)
 static void keep_read_failed(struct clone *clone,
 			     struct clone_hydration *leader)
 {
-	struct clone_hydration *hd, *tmp;
-	unsigned int n = leader->nr_regions;
+	struct clone_hydration *hd;
 	unsigned long flags;
 	bool waited;
 
 	spin_lock_irqsave(&clone->lock, flags);
 	waited = __batch_waited(leader);
 	if (!waited) {
-		hlist_del(&leader->h);
+		hlist_del_init(&leader->h);
 		list_for_each_entry(hd, &leader->batch, batch)
-			hlist_del(&hd->h);
+			hlist_del_init(&hd->h);
 	}
 	spin_unlock_irqrestore(&clone->lock, flags);
-	if (waited) {
+	if (waited)
 		keep_fall_back(clone, leader);
-		return;
-	}
-	list_for_each_entry_safe(hd, tmp, &leader->batch, batch) {
-		list_del(&hd->batch);
-		n += hd->nr_regions;
-		mempool_free(hd, &clone->hydration_pool);
-	}
-	mempool_free(leader, &clone->hydration_pool);
-	if (atomic_sub_and_test(n, &clone->in_flight))
-		wake_up(&clone->in_flight_wait);
-	wake_worker(clone);
+	else
+		clone_end_hydrations(clone, leader, false);
 }
 
 static void free_keep(struct clone *clone, struct clone_keep *k)
@@ -853,23 +844,6 @@ static void keep_written(CLONE_IO_NOTIFY_ARGS)
 		clone_end_hydrations(clone, hd, true);
 }
 
-/* Do @k's pages hold only zeroes? */
-static bool keep_zeroes(struct clone_keep *k)
-{
-	size_t left = (size_t)k->nr_sectors << SECTOR_SHIFT, n;
-	unsigned int i;
-	bool zero = true;
-	void *p;
-
-	for (i = 0; zero && left; i++, left -= n) {
-		n = min_t(size_t, left, PAGE_SIZE);
-		p = kmap_local_page(k->pl[i].page);
-		zero = !memchr_inv(p, 0, n);
-		kunmap_local(p);
-	}
-	return zero;
-}
-
 /* Write out the data of the reads kept so far. Workqueue. */
 static void do_keep_work(struct work_struct *ws)
 {
@@ -882,7 +856,9 @@ static void do_keep_work(struct work_struct *ws)
 
 	list = llist_reverse_order(llist_del_all(&clone->keeps));
 	llist_for_each_entry_safe(k, tmp, list, node) {
-		zeroes = keep_zeroes(k);
+		zeroes = clone_pages_zeroes(k->pl, 0,
+					    (size_t)k->nr_sectors << SECTOR_SHIFT,
+					    false);
 		if (zeroes && !clone_copier_takes_zeroes(&clone->copier)) {
 			/* The copy engine knows how to keep such a one sparse. */
 			struct clone_hydration *hd = k->hd;
@@ -1000,22 +976,20 @@ void clone_read_to_source(struct clone *clone, struct bio *bio,
 void clone_read_done(struct clone *clone, struct bio *bio, bool ok)
 {
 	struct clone_bio_data *pb = get_pb(bio);
+	bool clean = pb->flags & PB_CLEAN;
 	u64 now, left;
 	unsigned int before, after;
 	unsigned long flags;
 
-	if (!ok) {
-		pb->flags &= ~(PB_TIMED | PB_CLEAN);
+	pb->flags &= ~(PB_TIMED | PB_CLEAN);
+	if (!ok)
 		return;
-	}
 	now = ktime_get_ns();
 	spin_lock_irqsave(&clone->share_lock, flags);
 	before = clone_share_pass(&clone->share, now, &left);
-	clone_share_done(&clone->share, pb->sent_ns, now,
-			 pb->flags & PB_CLEAN);
+	clone_share_done(&clone->share, pb->sent_ns, now, clean);
 	after = clone_share_pass(&clone->share, now, &left);
 	spin_unlock_irqrestore(&clone->share_lock, flags);
-	pb->flags &= ~(PB_TIMED | PB_CLEAN);
 	/* The pass may have more in flight now (a probe ended, say). */
 	if (after > before)
 		wake_worker(clone);

@@ -16,7 +16,9 @@
 #     write of a whole region whose read (of 16 regions: more than the
 #     pass may hold) is in flight over a 1.5 s source waits for the
 #     read's copy: the clone and the destination keep the write, the
-#     read returns the source's data;
+#     read returns the source's data; a read that fails leaves its
+#     regions uncopied and held by nothing (a write of one of them goes
+#     on at once);
 #   * with the feature no_read_hydration (printed in the table and the
 #     status as given, nothing else changes), the same read copies nothing;
 #   * with no_hydration, reads copy nothing, and the message
@@ -144,6 +146,30 @@ cmp_dev "$dest" "$src" $((3 * rs)) $((304 * rs)) $((304 * rs)) || fail "regions 
 cmp_dev "$dest" "$src" $((12 * rs)) $((308 * rs)) $((308 * rs)) || fail "regions 308-319 differ"
 dm_remove c
 dm_remove slower
+
+log "  ... a failed read of whole regions leaves them uncopied and free"
+# Regions 400-415 of the source unreadable; the pass (throttled) far below.
+dm_create sbad "0 $((400 * rs)) linear $src 0
+$((400 * rs)) $((16 * rs)) error
+$((416 * rs)) $(((1024 - 416) * rs)) linear $src $((416 * rs))"
+dd if=/dev/zero of="$meta" bs=4096 count=1 oflag=direct status=none
+table=$(clone_table "$meta" "$dest" /dev/mapper/sbad $rs 0 4 hydration_threshold 1 hydration_batch_size 1)
+dm_create c "$table"
+read_to /dev/null 400 8 2>/dev/null && fail "a read of regions 400-407 (unreadable) succeeded"
+pass_only() { [ "$(clone_hydrating c)" -le 1 ]; }
+wait_for 10 pass_only || fail "the failed read's regions stay in flight: $(clone_status c)"
+# A whole region written there goes to the destination, held by nothing
+# (a region the failed read still held would keep it waiting).
+dd_write /dev/mapper/c $((401 * rs)) $rs 6 >/dev/null &
+wpid=$!
+write_done() { ! kill -0 "$wpid" 2>/dev/null; }
+wait_for 10 write_done || fail "a write to region 401 waits after the failed read: $(clone_status c)"
+wait "$wpid" || fail "the write to region 401 failed"
+check_pattern /dev/mapper/c 6 $((401 * rs)) $rs || fail "the write to region 401 is lost"
+copied 401 1 || fail "region 401, written whole, is not marked copied"
+copied 400 1 && fail "region 400, whose read failed, is marked copied"
+dm_remove c
+dm_remove sbad
 echo "$thr0" >"$thr"
 
 log "no_read_hydration: the same read copies nothing"
