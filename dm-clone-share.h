@@ -24,8 +24,10 @@
  *     the next clean one (a source may get slower for good).
  *  2. Each round trip moves the average a quarter of the way (the first
  *     after CLONE_SHARE_QUIET_NS without any sets it).
- *  3. While reads go on (one sent in the last CLONE_SHARE_QUIET_NS), the
- *     copies the pass has in flight are bounded. A read that comes back
+ *  3. While reads go on (one sent in the last CLONE_SHARE_QUIET_NS plus
+ *     their average round trip: a read is not over while in flight, and
+ *     behind a queue of more than that second, or over a slow link, it
+ *     may take longer), the copies the pass has in flight are bounded. A read that comes back
  *     with the average over twice the base plus CLONE_SHARE_SLACK_NS sets
  *     the bound to 1: the reads wait in a queue. While there is a bound,
  *     a read that comes back with the average over the base plus an
@@ -81,11 +83,17 @@ static inline u64 clone_share_since(u64 now, u64 then)
 	return now > then ? now - then : 0;
 }
 
+/* How long after the last read was sent reads no longer go on (rule 3). */
+static inline u64 clone_share_quiet(const struct clone_share *s)
+{
+	return CLONE_SHARE_QUIET_NS + s->avg_ns;
+}
+
 /* A read goes to the source at @now (rule 4). */
 static inline void clone_share_sent(struct clone_share *s, u64 now)
 {
 	if (!s->last_sent ||
-	    clone_share_since(now, s->last_sent) > CLONE_SHARE_QUIET_NS)
+	    clone_share_since(now, s->last_sent) > clone_share_quiet(s))
 		s->bound = CLONE_SHARE_ANY;
 	s->last_sent = now;
 	if (s->probe_until) {
@@ -155,8 +163,8 @@ static inline unsigned int clone_share_pass(const struct clone_share *s,
 		return 0;
 	}
 	if (s->bound != CLONE_SHARE_ANY && s->last_sent &&
-	    clone_share_since(now, s->last_sent) <= CLONE_SHARE_QUIET_NS) {
-		*left = s->last_sent + CLONE_SHARE_QUIET_NS + 1 - now;
+	    clone_share_since(now, s->last_sent) <= clone_share_quiet(s)) {
+		*left = s->last_sent + clone_share_quiet(s) + 1 - now;
 		return s->bound;
 	}
 	return CLONE_SHARE_ANY;

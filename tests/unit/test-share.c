@@ -24,7 +24,7 @@ static unsigned int pass(const struct clone_share *s, u64 now)
 		return n;
 	CHECK(left > 0);
 	CHECK(left == (s->probe_until > now ? s->probe_until - now :
-		       s->last_sent + CLONE_SHARE_QUIET_NS - now + 1));
+		       s->last_sent + clone_share_quiet(s) - now + 1));
 	return n;
 }
 
@@ -89,7 +89,7 @@ static void test_probe_in_vain(void)
 static void test_bound(void)
 {
 	struct clone_share s = { 0 };
-	u64 now = T0, t;
+	u64 now = T0, t, q;
 	int i;
 
 	clone_share_sent(&s, now);
@@ -129,16 +129,20 @@ static void test_bound(void)
 		clone_share_done(&s, t - 10 * MS, t, false);
 	}
 	CHECK(i >= CLONE_SHARE_MAX - 1 && i < 100);
-	/* The bound lasts while reads come, not after. */
+	/*
+	 * The bound lasts while reads come, not after: a quiet second past
+	 * the reads' average round trip (a read in flight is not over).
+	 */
 	clone_share_sent(&s, t);
 	clone_share_done(&s, t, t + 200 * MS, false);
 	t += 200 * MS;
+	q = clone_share_quiet(&s);
+	CHECK(q == CLONE_SHARE_QUIET_NS + s.avg_ns);
 	CHECK(pass(&s, t) == 1);
-	CHECK(pass(&s, t - 200 * MS + CLONE_SHARE_QUIET_NS) == 1);
-	CHECK(pass(&s, t - 200 * MS + CLONE_SHARE_QUIET_NS + 1) ==
-	      CLONE_SHARE_ANY);
-	/* And the first read after a quiet second starts without one. */
-	t += CLONE_SHARE_QUIET_NS;
+	CHECK(pass(&s, t - 200 * MS + q) == 1);
+	CHECK(pass(&s, t - 200 * MS + q + 1) == CLONE_SHARE_ANY);
+	/* And the first read after that starts without one. */
+	t += q;
 	clone_share_sent(&s, t);
 	CHECK(pass(&s, t) == CLONE_SHARE_ANY);
 	/* Its average starts again from it. */
@@ -204,6 +208,39 @@ static void test_bound_holds(void)
 }
 
 /* Rule 1: a source that got slower for good gets a new base. */
+/*
+ * Rule 3 with reads slower than the quiet second (behind a queue of more
+ * than a second of the pass's copies, or over a slow link): the read in
+ * flight still goes on, and the next one, sent as it comes back, keeps
+ * the bound.
+ */
+static void test_long_reads(void)
+{
+	struct clone_share s = { 0 };
+	u64 t = T0;
+
+	clone_share_sent(&s, t);
+	clone_share_done(&s, t, t + 10 * MS, true);
+	t += 10 * MS;
+	/* A read that waited 1.5 s behind the pass: a bound of 1. */
+	clone_share_sent(&s, t);
+	clone_share_done(&s, t, t + 1500 * MS, false);
+	t += 1500 * MS;
+	CHECK(pass(&s, t) == 1);
+	/* The next read, as slow: the bound holds all along, then halves. */
+	clone_share_sent(&s, t);
+	CHECK(pass(&s, t) == 1);
+	CHECK(pass(&s, t + 1400 * MS) == 1);
+	clone_share_done(&s, t, t + 1500 * MS, false);
+	t += 1500 * MS;
+	CHECK(pass(&s, t) == 0);
+	clone_share_sent(&s, t);
+	CHECK(pass(&s, t + 1400 * MS) == 0);
+	/* Reads that stop: the bound ends a quiet second past their time. */
+	CHECK(pass(&s, t + CLONE_SHARE_QUIET_NS + s.avg_ns + 1) ==
+	      CLONE_SHARE_ANY);
+}
+
 static void test_base_ages(void)
 {
 	struct clone_share s = { 0 };
@@ -307,6 +344,30 @@ static void test_simulated(void)
 	/* And the pass still has a part of the link: a tenth at least. */
 	CHECK(link.piece_ms * 10 >= 30 * 1000);
 
+	/*
+	 * A window of 64 pieces: 1.3 s of the link queued ahead of a read,
+	 * longer than the quiet second (before the quiet time counted the
+	 * reads' own round trip, each read waited the whole queue: 1.2 s).
+	 */
+	simulate(&link, true, 10, 3, 20, 1, 64, 30);
+	printf("link, 64 pieces: reads %llu ms\n",
+	       (unsigned long long)(link.reads_ms / link.reads));
+	CHECK(link.reads_ms * 3 <= free_.reads_ms * 4 * link.reads / free_.reads);
+	/*
+	 * 10 MB/s: 128 KiB reads take 13 ms of the link, 1 MiB pieces 100,
+	 * 64 KiB ones 7; 48 pieces are 4.8 s of it. Reads within twice
+	 * their own time (30 s of reads waiting behind whole queues: 4.8 s
+	 * each before).
+	 */
+	simulate(&link, true, 10, 13, 100, 7, 48, 30);
+	simulate(&free_, true, 10, 13, 100, 7, 0, 30);
+	printf("10 MB/s link: reads %llu ms (%llu ms with no pass), pass %llu ms of the link in 30 s\n",
+	       (unsigned long long)(link.reads_ms / link.reads),
+	       (unsigned long long)(free_.reads_ms / free_.reads),
+	       (unsigned long long)link.piece_ms);
+	CHECK(link.reads_ms <= free_.reads_ms * 2 * link.reads / free_.reads);
+	CHECK(link.piece_ms * 10 >= 30 * 1000);
+
 	/* The same sizes from a source that answers in 10 ms, no queue. */
 	simulate(&lat, false, 10, 0, 1, 1, 8, 30);
 	simulate(&lat_free, false, 10, 0, 1, 1, 0, 30);
@@ -323,6 +384,7 @@ int main(void)
 	test_probe_in_vain();
 	test_bound();
 	test_bound_holds();
+	test_long_reads();
 	test_base_ages();
 	test_simulated();
 	UNIT_DONE();
