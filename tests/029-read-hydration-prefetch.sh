@@ -194,7 +194,7 @@ table=$(clone_table "$meta" "$dest" /dev/mapper/slow $rs 1 no_hydration)
 dm_create c "$table"
 read_regions 100 4
 dm_message c prefetch $((500 * rs + 1)) $((8 * rs))	# regions 500 to 508
-wait_for 30 test "$(clone_hydrated c)" = 9 || fail "prefetch did not copy its 9 regions: $(clone_status c)"
+wait_for 30 hydrated_is c 9 || fail "prefetch did not copy its 9 regions: $(clone_status c)"
 dmsetup suspend c
 dumped_has 500 9 || fail "the prefetched regions are not 500-508"
 dumped_has 100 1 && fail "a read copied region 100 under no_hydration"
@@ -218,6 +218,6 @@ dm_message c prefetch $((700 * rs)) $((4 * rs))
 sleep 1
 assert_eq "$(clone_hydrated c)" 9 "hydrated count with threshold 0"
 dm_message c hydration_threshold 8
-wait_for 30 test "$(clone_hydrated c)" = 13 || fail "the prefetch did not go on: $(clone_status c)"
+wait_for 30 hydrated_is c 13 || fail "the prefetch did not go on: $(clone_status c)"
 dm_remove c
 dm_remove slow

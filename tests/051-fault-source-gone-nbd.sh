@@ -54,7 +54,7 @@ kill_server() {
 attach() {
 	timed 30 nbd-client 127.0.0.1 /dev/nbd0 -N src -b 512 -t 10 >/dev/null 2>&1 ||
 		fail "nbd-client failed"
-	wait_for 10 test "$(blockdev --getsz /dev/nbd0 2>/dev/null || echo 0)" = 32768 ||
+	wait_for 10 eval '[ "$(blockdev --getsz /dev/nbd0 2>/dev/null || echo 0)" = 32768 ]' ||
 		fail "/dev/nbd0 did not come up with 32768 sectors"
 }
 on_exit "nbd-client -d /dev/nbd0 >/dev/null 2>&1; [ -s $pidf ] && kill -9 \$(cat $pidf) 2>/dev/null"

@@ -58,7 +58,7 @@ log_mark
 ev=$(event_nr c)
 dmclone-pattern write /dev/mapper/c 2 4096 64 && sync
 dmsetup status c >/dev/null 2>&1 || true		# forces a commit
-wait_for 10 test "$(clone_mode c)" = ro ||
+wait_for 10 eval '[ "$(clone_mode c)" = ro ]' ||
 	fail "the clone did not go read-only: $(clone_status_noflush c)"
 [ "$(event_nr c)" -gt "$ev" ] || fail "no dm event for the switch to read-only"
 log_grep 'metadata needs checking: run clone_check' ||
@@ -114,7 +114,7 @@ dmsetup status c >/dev/null
 dmsetup load c --table "$table" || fail "loading the new table failed"
 dm_swap mdev "$(md_writes_fail)"
 dmclone-pattern write /dev/mapper/c 2 4096 64 && sync	# the periodic commit fails
-wait_for 10 test "$(clone_status_noflush c | awk '{ print $NF }')" = ro ||
+wait_for 10 eval '[ "$(clone_status_noflush c | awk "{ print \$NF }")" = ro ]' ||
 	fail "the old table did not go read-only: $(clone_status_noflush c)"
 dm_swap mdev "$(md_healthy)"
 dmsetup suspend c || fail "suspend failed"

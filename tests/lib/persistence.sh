@@ -100,6 +100,7 @@ dd_write() {
 # hydrated_at_least NAME N: true once the clone reports N or more hydrated
 # regions (for wait_for).
 hydrated_at_least() { [ "$(clone_hydrated "$1")" -ge "$2" ]; }
+hydrated_is() { [ "$(clone_hydrated "$1")" = "$2" ]; }
 
 # clone_idle NAME: true when no region copy is in flight (for wait_for).
 clone_idle() { [ "$(clone_hydrating "$1")" = 0 ]; }
