@@ -995,22 +995,71 @@ void clone_read_done(struct clone *clone, struct bio *bio, bool ok)
 		wake_worker(clone);
 }
 
-int clone_prefetch(struct clone *clone, u64 start, u64 len)
+/*
+ * How many new entries [@first, @last) pushed after the @n ranges of @w
+ * (regions, in order) would take in @ring, each merged with the tail
+ * before it where they touch (as __want_push() does).
+ */
+static unsigned int __want_slots(const struct clone_want_ring *ring,
+				 const struct clone_want *w, unsigned int n)
 {
-	u64 first, last;
-	bool queued;
+	struct clone_want tail;
+	bool have = ring->len;
+	unsigned int i, slots = 0;
 
-	if (!len || start >= clone->ti->len || len > clone->ti->len - start)
-		return -EINVAL;
-	first = start >> clone->region_shift;
-	last = (start + len - 1) >> clone->region_shift;
+	if (have)
+		tail = ring->w[(ring->head + ring->len - 1) % ring->size];
+	for (i = 0; i < n; i++) {
+		if (have && w[i].first <= tail.last && w[i].last >= tail.first) {
+			tail.first = min(tail.first, w[i].first);
+			tail.last = max(tail.last, w[i].last);
+			continue;
+		}
+		tail = w[i];
+		have = true;
+		slots++;
+	}
+	return slots;
+}
+
+int clone_prefetch(struct clone *clone, const u64 *sectors, unsigned int n,
+		   unsigned int *bad)
+{
+	struct clone_want *w;
+	unsigned int i;
+	u64 start, len;
+	int r = 0;
+
+	w = kmalloc_array(n, sizeof(*w), GFP_KERNEL);
+	if (!w)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		start = sectors[2 * i];
+		len = sectors[2 * i + 1];
+		if (!len || start >= clone->ti->len ||
+		    len > clone->ti->len - start) {
+			*bad = i;
+			r = -EINVAL;
+			goto out;
+		}
+		w[i].first = start >> clone->region_shift;
+		w[i].last = ((start + len - 1) >> clone->region_shift) + 1;
+	}
 	spin_lock_irq(&clone->lock);
-	queued = __want_push(&clone->prefetch, first, last + 1, false);
+	if (__want_slots(&clone->prefetch, w, n) >
+	    clone->prefetch.size - clone->prefetch.len) {
+		r = -EBUSY;
+	} else {
+		for (i = 0; i < n; i++)
+			__want_push(&clone->prefetch, w[i].first, w[i].last,
+				    false);
+	}
 	spin_unlock_irq(&clone->lock);
-	if (!queued)
-		return -EBUSY;
-	wake_worker(clone);
-	return 0;
+	if (!r)
+		wake_worker(clone);
+out:
+	kfree(w);
+	return r;
 }
 
 /*

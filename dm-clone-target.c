@@ -702,6 +702,53 @@ static void clone_status(struct dm_target *ti, status_type_t type,
 	}
 }
 
+/* At most this many ranges in one prefetch message. */
+#define PREFETCH_MSG_RANGES	256
+
+/*
+ * "prefetch <start> <length> [<start> <length>]...": @argc words from
+ * @argv, pairs. Every range is checked before any is queued.
+ */
+static int prefetch_message(struct clone *clone, unsigned int argc,
+			    char **argv)
+{
+	unsigned int n = argc / 2, i, bad = 0;
+	u64 *sectors;
+	int r;
+
+	if (n > PREFETCH_MSG_RANGES) {
+		DMERR("%s: prefetch takes at most %u ranges a message, not %u",
+		      clone_device_name(clone), PREFETCH_MSG_RANGES, n);
+		return -EINVAL;
+	}
+	sectors = kmalloc_array(argc, sizeof(*sectors), GFP_KERNEL);
+	if (!sectors)
+		return -ENOMEM;
+	for (i = 0; i < argc; i++) {
+		if (clone_parse_u64(argv[i], &sectors[i]))
+			continue;
+		i -= i % 2;
+		DMERR("%s: prefetch takes a start and a length, in sectors: '%s %s'",
+		      clone_device_name(clone), argv[i], argv[i + 1]);
+		r = -EINVAL;
+		goto out;
+	}
+	r = clone_prefetch(clone, sectors, n, &bad);
+	if (r == -EINVAL)
+		DMERR("%s: prefetch %llu+%llu: not a range inside the clone (%llu sectors)",
+		      clone_device_name(clone), sectors[2 * bad],
+		      sectors[2 * bad + 1], (unsigned long long)clone->ti->len);
+	else if (r == -EBUSY && n == 1)
+		DMERR("%s: prefetch %llu+%llu: too many ranges waiting; try again later",
+		      clone_device_name(clone), sectors[0], sectors[1]);
+	else if (r == -EBUSY)
+		DMERR("%s: prefetch of %u ranges: too many ranges waiting; try again later",
+		      clone_device_name(clone), n);
+out:
+	kfree(sectors);
+	return r;
+}
+
 /* "<tunable> <value>": a decimal unsigned 32-bit value, else nothing changes. */
 /* A tunable's value from a message; wakes the worker to apply it. */
 static int parse_tunable(struct clone *clone, char **argv, u32 *value)
@@ -747,25 +794,8 @@ static int clone_message(struct dm_target *ti, unsigned int argc, char **argv,
 		return r;
 	}
 
-	if (argc == 3 && !strcasecmp(argv[0], "prefetch")) {
-		u64 start, len;
-
-		if (!clone_parse_u64(argv[1], &start) ||
-		    !clone_parse_u64(argv[2], &len)) {
-			DMERR("%s: prefetch takes a start and a length, in sectors: '%s %s'",
-			      clone_device_name(clone), argv[1], argv[2]);
-			return -EINVAL;
-		}
-		r = clone_prefetch(clone, start, len);
-		if (r == -EINVAL)
-			DMERR("%s: prefetch %llu+%llu: not a range inside the clone (%llu sectors)",
-			      clone_device_name(clone), start, len,
-			      (unsigned long long)ti->len);
-		else if (r == -EBUSY)
-			DMERR("%s: prefetch %llu+%llu: too many ranges waiting; try again later",
-			      clone_device_name(clone), start, len);
-		return r;
-	}
+	if (argc >= 3 && argc % 2 && !strcasecmp(argv[0], "prefetch"))
+		return prefetch_message(clone, argc - 1, argv + 1);
 
 	if (argc == 2 && !strcasecmp(argv[0], "hydration_batch_size")) {
 		r = parse_tunable(clone, argv, &v);

@@ -276,12 +276,14 @@ void clone_read_done(struct clone *clone, struct bio *bio, bool ok);
 void clone_keep_read_end(struct clone *clone, struct bio *bio, bool ok);
 
 /*
- * Copy the regions of sectors [@start, @start + @len) before any other
- * background copy. Returns 0, or -EINVAL for a range outside the target
- * or empty, -EBUSY when too many ranges wait already (nothing queued).
- * Process context.
+ * Copy the regions of @n sector ranges before any other background copy,
+ * in their order: range i is [@sectors[2i], @sectors[2i] + @sectors[2i+1]).
+ * Returns 0; -EINVAL for a range outside the target or empty (its index
+ * in *@bad); -EBUSY when the ranges waiting already leave no room for all
+ * of them; -ENOMEM. Nothing is queued unless all are. Process context.
  */
-int clone_prefetch(struct clone *clone, u64 start, u64 len);
+int clone_prefetch(struct clone *clone, const u64 *sectors, unsigned int n,
+		   unsigned int *bad);
 
 /*
  * Mark regions [@first, @last) hydrated, leaving those in flight to their

@@ -27,7 +27,12 @@
 #     0 a prefetch waits, and goes on once the threshold is raised;
 #   * a prefetch of an empty range, of a range past the end, of something
 #     that is not a number, or with a missing length fails and changes
-#     nothing.
+#     nothing;
+#   * one message of several ranges copies them all; one with a bad range
+#     among good ones, or of more than 256, queues none; with 1023 ranges
+#     waiting (threshold 0), a message of two fails with EBUSY and one of
+#     one is queued, and a range touching the last one joins it; all of
+#     them are copied once the threshold is raised.
 # The data read back is byte-exact throughout.
 # timeout: 240
 . "$(dirname "$0")/lib/common.sh"
@@ -219,5 +224,43 @@ sleep 1
 assert_eq "$(clone_hydrated c)" 9 "hydrated count with threshold 0"
 dm_message c hydration_threshold 8
 wait_for 30 hydrated_is c 13 || fail "the prefetch did not go on: $(clone_status c)"
+
+log "several ranges in one message: all of them, or none"
+dm_message c prefetch $((600 * rs)) $rs $((620 * rs + 3)) $((rs + 1))	# 600, 620-621
+wait_for 30 hydrated_is c 16 || fail "a prefetch of two ranges did not copy regions 600, 620 and 621: $(clone_status c)"
+pairs257=$(for ((i = 0; i < 257; i++)); do printf '%d %d ' $((i * 2 * rs)) $rs; done)
+for m in "$((300 * rs)) 8 $len 8" "$((300 * rs)) 8 x 8" "$((300 * rs)) 8 $((301 * rs))" "$pairs257"; do
+	# shellcheck disable=SC2086 # the message's words
+	if dmsetup message c 0 prefetch $m 2>/dev/null; then
+		fail "prefetch ${m:0:60}... was accepted"
+	fi
+done
+sleep 1
+assert_eq "$(clone_hydrated c)" 16 "hydrated count after the refused messages (nothing of them queued)"
+# With the threshold at 0 the ranges wait: 1023 single regions that do
+# not touch the one before them (even regions, then odd ones), in
+# messages of 256, leave room for one more.
+dm_message c hydration_threshold 0
+order=$(for ((i = 0; i < 512; i++)); do echo $((2 * i)); done; for ((i = 0; i < 511; i++)); do echo $((2 * i + 1)); done)
+mapfile -t regs <<<"$order"
+for ((i = 0; i < 1023; i += 256)); do
+	m=$(for r in "${regs[@]:i:256}"; do printf '%d %d ' $((r * rs)) $rs; done)
+	# shellcheck disable=SC2086 # the message's words
+	dmsetup message c 0 prefetch $m || fail "prefetch of ranges $i to $((i + 255)) of 1023 refused"
+done
+if dmsetup message c 0 prefetch $((1023 * rs)) $rs $((1019 * rs)) $rs 2>/dev/null; then
+	fail "two ranges were queued where one has room"
+fi
+dm_message c prefetch $((1023 * rs)) $rs
+if dmsetup message c 0 prefetch $((1019 * rs)) $rs 2>/dev/null; then
+	fail "a range was queued behind 1024 waiting"
+fi
+# One that touches the last range waiting joins it.
+dm_message c prefetch $((1022 * rs)) $rs
+assert_eq "$(clone_hydrated c)" 16 "hydrated count with threshold 0"
+# (A threshold of 1024 regions: one-region copies go many at a time.)
+dm_message c hydration_threshold 1024
+wait_for 60 hydrated_is c 1024 || fail "the 1024 prefetched ranges were not all copied: $(clone_status c)"
+cmp_dev /dev/mapper/c "$src" || fail "the clone differs from the source"
 dm_remove c
 dm_remove slow

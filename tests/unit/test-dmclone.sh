@@ -464,7 +464,9 @@ cat >"$stub/dmsetup" <<'SH'
 #!/bin/bash
 # status: a clone of STUB_LEN sectors in 128-sector regions, mode STUB_MODE;
 # message: the call is logged; call number N fails with EBUSY when
-# STUB_BUSY_FROM <= N < STUB_BUSY_TO, with EINVAL when N = STUB_BAD.
+# STUB_BUSY_FROM <= N < STUB_BUSY_TO, with EINVAL when N = STUB_BAD; with
+# STUB_OLD, a message of more than one range fails as an older module
+# refuses it.
 case "$1" in
 status) echo "0 ${STUB_LEN:-1048576} clone 8 10/1000 128 5/8192 0 1 no_hydration 4 hydration_threshold 1 hydration_batch_size 1 ${STUB_MODE:-rw}" ;;
 info) echo "$STUB_MM" ;;
@@ -474,6 +476,11 @@ message)
 	# (its command substitution execs this: the tool is the parent).
 	[ -z "${STUB_FDS:-}" ] || ls "/proc/$PPID/fd" | grep -c . >>"$STUB/fds"
 	n=$(grep -c . "$STUB/calls")
+	if [ -n "${STUB_OLD:-}" ] && [ $# -gt 6 ]; then
+		echo "[  1.0] device-mapper: clone: $STUB_MM: unsupported message 'prefetch' with $(($# - 4)) argument(s)" >>"$STUB/klog"
+		echo "device-mapper: message ioctl on $2  failed: Invalid argument" >&2
+		exit 1
+	fi
 	if [ "$n" -ge "${STUB_BUSY_FROM:-0}" ] && [ "$n" -lt "${STUB_BUSY_TO:-0}" ]; then
 		echo "[  1.0] device-mapper: clone: $STUB_MM: prefetch $5+$6: too many ranges waiting; try again later" >>"$STUB/klog"
 		echo "device-mapper: message ioctl on $2  failed: Device or resource busy" >&2
@@ -506,33 +513,55 @@ pf() {
 	PERR=$(cat "$tmp/err")
 	PCALLS=$(cat "$stub/calls" 2>/dev/null || true)
 }
-sent3="c1 0 prefetch 1024 80
-c1 0 prefetch 4096 16
-c1 0 prefetch 8192 16"
+sent3="c1 0 prefetch 1024 80 4096 16 8192 16"
 pf -- c1 "$tmp/pf/a"
 check "prefetch: exit 0" eq "$PRC" 0
-check "prefetch: one message per range, in order" eq "$PCALLS" "$sent3"
+check "prefetch: the ranges in one message, in order" eq "$PCALLS" "$sent3"
 check "prefetch: the summary" \
 	eq "$POUT" "c1: queued 3 range(s), 56 KiB in 3 region(s), from 1 file(s) (3 extent(s)) to copy first; 0.0% of the clone copied so far."
 # The directory holds a (given already) and b (the stand-in maps it to
 # the same extents: sent again, as they do not follow the same ones).
 pf -- c1 "$tmp/pf/a" "$tmp/pf/a" "$tmp/pf"
-check "prefetch: a file given again (or found in a directory) is mapped once" eq "$PCALLS/$PRC" "$sent3$nl$sent3/0"
-check "prefetch: ... and counted once" has "$POUT" "from 2 file\(s\) \(6 extent\(s\)\)"
-pf STUB_BUSY_FROM=2 STUB_BUSY_TO=4 -- c1 "$tmp/pf/a"
-check "prefetch, queue full twice: waits, then goes on" eq "$PRC" 0
-check "prefetch, queue full twice: the range sent again until queued" eq "$PCALLS" "c1 0 prefetch 1024 80
-c1 0 prefetch 4096 16
-c1 0 prefetch 4096 16
+check "prefetch: a file given again (or found in a directory) is mapped once" \
+	eq "$PCALLS/$PRC" "$sent3 1024 80 4096 16 8192 16/0"
+# An older module takes one range a message: the tool sends them so.
+pf STUB_OLD=1 -- c1 "$tmp/pf/a"
+check "prefetch, a module of one range a message: exit 0" eq "$PRC/$PERR" 0/
+check "prefetch, a module of one range a message: each range alone after the refusal" \
+	eq "$PCALLS" "$sent3
+c1 0 prefetch 1024 80
 c1 0 prefetch 4096 16
 c1 0 prefetch 8192 16"
-check "prefetch, queue full twice: the summary" has "$POUT" "^c1: queued 3 range\(s\)"
-pf STUB_BUSY_FROM=2 STUB_BUSY_TO=4 -- c1 "$tmp/pf/a" --no-wait
+check "prefetch, a module of one range a message: the summary" has "$POUT" "^c1: queued 3 range\(s\)"
+# 130 ranges that do not touch (one extent of 16 sectors every 1024): two
+# messages of 64 ranges and one of 2.
+{
+	echo ' ext:     logical_offset:        physical_offset: length:   expected: flags:'
+	for ((i = 0; i < 130; i++)); do
+		printf '%4d: %8d.. %8d: %10d.. %10d: %6d: %s\n' "$i" $((i * 16)) $((i * 16 + 15)) \
+			$((i * 1024)) $((i * 1024 + 15)) 16 "$([ $i = 129 ] && echo last,eof)"
+	done
+} >"$tmp/ff-130"
+ranges130=$(for ((i = 0; i < 130; i++)); do printf '%d 16 ' $((i * 1024)); done)
+ranges130=${ranges130% }
+call() { # call FIRST N: the message of ranges FIRST..FIRST+N-1 of the 130
+	local w
+	read -r -a w <<<"$ranges130"
+	echo "c1 0 prefetch ${w[*]:$(($1 * 2)):$(($2 * 2))}"
+}
+pf STUB_FF="$tmp/ff-130" -- c1 "$tmp/pf/a"
+check "prefetch, 130 ranges: exit 0" eq "$PRC/$PERR" 0/
+check "prefetch, 130 ranges: three messages of 64, 64 and 2" eq "$PCALLS" "$(call 0 64; call 64 64; call 128 2)"
+pf STUB_FF="$tmp/ff-130" STUB_BUSY_FROM=2 STUB_BUSY_TO=4 -- c1 "$tmp/pf/a"
+check "prefetch, queue full twice: waits, then goes on" eq "$PRC" 0
+check "prefetch, queue full twice: the message sent again until queued" \
+	eq "$PCALLS" "$(call 0 64; call 64 64; call 64 64; call 64 64; call 128 2)"
+check "prefetch, queue full twice: the summary" has "$POUT" "^c1: queued 130 range\(s\)"
+pf STUB_FF="$tmp/ff-130" STUB_BUSY_FROM=2 STUB_BUSY_TO=4 -- c1 "$tmp/pf/a" --no-wait
 check "prefetch --no-wait, queue full: exit 1, nothing on stdout" eq "$PRC/$POUT" 1/
-check "prefetch --no-wait, queue full: stops at once" eq "$PCALLS" "c1 0 prefetch 1024 80
-c1 0 prefetch 4096 16"
+check "prefetch --no-wait, queue full: stops at once" eq "$PCALLS" "$(call 0 64; call 64 64)"
 check "prefetch --no-wait, queue full: says how far it got" \
-	eq "$PERR" "dmclone: the kernel's prefetch queue for c1 is full (1024 ranges waiting): 1 of 3 range(s) queued, the rest not (--no-wait). Run this again once some are copied"
+	eq "$PERR" "dmclone: the kernel's prefetch queue for c1 is full (1024 ranges waiting): 64 of 130 range(s) queued, the rest not (--no-wait). Run this again once some are copied"
 t0=$(now_us)
 pf STUB_BUSY_FROM=1 STUB_BUSY_TO=1000 -- c1 "$tmp/pf/a" --timeout 0.5
 t1=$(now_us)
@@ -542,12 +571,17 @@ check "prefetch --timeout 0.5, queue always full: says so" \
 between() { [ "$1" -ge "$2" ] && [ "$1" -lt "$3" ] || { echo "  $1 is not in [$2, $3)" >&2; return 1; }; }
 check "prefetch --timeout 0.5: waited that long, not much longer" between $((t1 - t0)) 500000 5000000
 check "prefetch --timeout 0.5: tried again meanwhile" eval '[ "$(grep -c . <<<"$PCALLS")" -ge 3 ]'
-pf STUB_BAD=2 -- c1 "$tmp/pf/a"
-check "prefetch, a range refused: exit 1" eq "$PRC" 1
-check "prefetch, a range refused: the kernel's reason, how many were queued" \
-	eq "$PERR" "dmclone: the kernel refused 'prefetch 4096 16' for c1: device-mapper: message ioctl on c1  failed: Invalid argument
-device-mapper: clone: $STUB_MM: prefetch 4096+16: not a range inside the clone (42 sectors)
-1 of 3 range(s) were queued before"
+pf STUB_FF="$tmp/ff-130" STUB_BAD=2 -- c1 "$tmp/pf/a"
+check "prefetch, a message refused: exit 1" eq "$PRC" 1
+check "prefetch, a message refused: the kernel's reason, how many were queued" \
+	eq "$PERR" "dmclone: the kernel refused a prefetch of 64 ranges ('prefetch 65536 16 ...') for c1: device-mapper: message ioctl on c1  failed: Invalid argument
+device-mapper: clone: $STUB_MM: prefetch 65536+16: not a range inside the clone (42 sectors)
+64 of 130 range(s) were queued before"
+pf STUB_OLD=1 STUB_BAD=2 -- c1 "$tmp/pf/a"
+check "prefetch, one range refused by an older module: its words" \
+	eq "$PRC/$PERR" "1/dmclone: the kernel refused 'prefetch 1024 80' for c1: device-mapper: message ioctl on c1  failed: Invalid argument
+device-mapper: clone: $STUB_MM: prefetch 1024+80: not a range inside the clone (42 sectors)
+0 of 3 range(s) were queued before"
 pf -- c1 "$tmp/pf/a" --dry-run
 check "prefetch --dry-run: the ranges on stdout" eq "$POUT" "1024 80
 4096 16
@@ -556,8 +590,7 @@ check "prefetch --dry-run: sends nothing" eq "$PCALLS/$PRC" /0
 check "prefetch --dry-run: the summary on stderr" \
 	eq "$PERR" "c1: would queue 3 range(s), 56 KiB in 3 region(s), from 1 file(s) (3 extent(s)); --dry-run: nothing sent"
 pf STUB_LEN=4100 -- c1 "$tmp/pf/a"
-check "prefetch: the parts past the clone's end left out" eq "$PCALLS" "c1 0 prefetch 1024 80
-c1 0 prefetch 4096 4"
+check "prefetch: the parts past the clone's end left out" eq "$PCALLS" "c1 0 prefetch 1024 80 4096 4"
 pf STUB_MODE=ro -- c1 "$tmp/pf/a"
 check "prefetch: a clone in read-only mode refused" \
 	eq "$PRC/$PCALLS/$PERR" "1//dmclone: c1 is in read-only metadata mode: it copies nothing (see 'dmclone status c1'); nothing queued"
