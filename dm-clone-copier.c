@@ -74,7 +74,8 @@ struct copy_buf {
 	bool io_failed;			/* an I/O of the phase failed */
 	unsigned int ios;		/* I/Os of the phase in flight (lock) */
 	u64 start_ns;			/* when the read was sent */
-	struct page_list *pl;		/* COPY_BUF_PAGES pages, chained */
+	unsigned int nr_pages;		/* of pl: COPY_BUF_PAGES or fewer */
+	struct page_list *pl;		/* nr_pages pages, chained */
 };
 
 /* ---- The throttle (module parameter clone_hydration_throttle) ---- */
@@ -171,13 +172,15 @@ static void free_copy_buf(struct copy_buf *buf)
 {
 	unsigned int i;
 
-	for (i = 0; i < COPY_BUF_PAGES && buf->pl[i].page; i++)
+	for (i = 0; i < buf->nr_pages && buf->pl[i].page; i++)
 		__free_page(buf->pl[i].page);
 	kfree(buf->pl);
 	kfree(buf);
 }
 
-static struct copy_buf *alloc_copy_buf(struct clone_copier *c, gfp_t gfp)
+/* A buffer of @pages pages (COPY_BUF_PAGES at most). */
+static struct copy_buf *alloc_copy_buf(struct clone_copier *c,
+				       unsigned int pages, gfp_t gfp)
 {
 	struct copy_buf *buf = kzalloc(sizeof(*buf), gfp);
 	unsigned int i;
@@ -185,12 +188,13 @@ static struct copy_buf *alloc_copy_buf(struct clone_copier *c, gfp_t gfp)
 	if (!buf)
 		return NULL;
 	buf->copier = c;
-	buf->pl = kcalloc(COPY_BUF_PAGES, sizeof(*buf->pl), gfp);
+	buf->nr_pages = pages;
+	buf->pl = kcalloc(pages, sizeof(*buf->pl), gfp);
 	if (!buf->pl) {
 		kfree(buf);
 		return NULL;
 	}
-	for (i = 0; i < COPY_BUF_PAGES; i++) {
+	for (i = 0; i < pages; i++) {
 		buf->pl[i].page = alloc_page(gfp);
 		if (!buf->pl[i].page) {
 			free_copy_buf(buf);
@@ -221,11 +225,14 @@ static unsigned int copier_buf_limit(struct clone_copier *c)
 		       1, COPY_MAX_BUFS - 1) + 1;
 }
 
-/* Give a buffer back: kept while under the limit, else freed. */
+/*
+ * Give a buffer back: kept while under the limit, else freed (and always
+ * freed when it is one of an urgent piece's own size).
+ */
 static void put_copy_buf(struct clone_copier *c, struct copy_buf *buf)
 {
 	spin_lock_irq(&c->lock);
-	if (c->nr_bufs > copier_buf_limit(c)) {
+	if (c->nr_bufs > copier_buf_limit(c) || buf->nr_pages < COPY_BUF_PAGES) {
 		c->nr_bufs--;
 	} else {
 		list_add(&buf->list, &c->free);
@@ -273,13 +280,18 @@ static bool __background_may_start(struct clone_copier *c, unsigned int limit)
 }
 
 /*
- * Take a buffer for a piece of an urgent or background job: a free one,
- * or a new one while under the limit, of which background jobs leave the
- * last one. NULL if none may be had now. Worker.
+ * Take a buffer for a piece of @sectors of an urgent or background job: a
+ * free one, or a new one while under the limit, of which background jobs
+ * leave the last one. Past the limit, an urgent piece (a write waits for
+ * it) gets a new buffer of its own size, up to COPY_MAX_BUFS buffers in
+ * all: the limit follows the budget, and a budget under a few buffers
+ * (a small hydration_threshold) would otherwise let writes to uncopied
+ * regions copy them two at a time. NULL if none may be had now. Worker.
  */
-static struct copy_buf *get_copy_buf(struct clone_copier *c, bool urgent)
+static struct copy_buf *get_copy_buf(struct clone_copier *c, bool urgent,
+				     sector_t sectors)
 {
-	unsigned int limit = copier_buf_limit(c);
+	unsigned int limit = copier_buf_limit(c), pages = COPY_BUF_PAGES;
 	struct copy_buf *buf;
 
 	spin_lock_irq(&c->lock);
@@ -292,12 +304,18 @@ static struct copy_buf *get_copy_buf(struct clone_copier *c, bool urgent)
 		spin_unlock_irq(&c->lock);
 		return buf;
 	}
-	if (c->nr_bufs >= limit || test_bit(COPIER_ALLOC_FAILED, &c->flags))
+	if (test_bit(COPIER_ALLOC_FAILED, &c->flags))
 		goto none;
+	if (c->nr_bufs >= limit) {
+		if (!urgent || c->nr_bufs >= COPY_MAX_BUFS)
+			goto none;
+		pages = DIV_ROUND_UP((size_t)sectors << SECTOR_SHIFT,
+				     PAGE_SIZE);
+	}
 	c->nr_bufs++;	/* the slot of the one allocated below */
 	spin_unlock_irq(&c->lock);
 
-	buf = alloc_copy_buf(c, GFP_NOIO | __GFP_NORETRY | __GFP_NOWARN);
+	buf = alloc_copy_buf(c, pages, GFP_NOIO | __GFP_NORETRY | __GFP_NOWARN);
 	if (!buf) {
 		spin_lock_irq(&c->lock);
 		c->nr_bufs--;
@@ -583,7 +601,8 @@ static bool start_piece(struct clone_copier *c)
 	if (!job)
 		return false;
 
-	buf = get_copy_buf(c, urgent);
+	buf = get_copy_buf(c, urgent, min_t(sector_t, CLONE_COPY_PIECE_SECTORS,
+					    job->end - job->next));
 	if (!buf)
 		return false;
 	if (!throttle_start()) {
@@ -747,7 +766,7 @@ int clone_copier_init(struct clone_copier *c, struct workqueue_struct *wq,
 	}
 
 	/* The buffer kept until copying is complete. */
-	buf = alloc_copy_buf(c, GFP_KERNEL);
+	buf = alloc_copy_buf(c, COPY_BUF_PAGES, GFP_KERNEL);
 	if (!buf) {
 		*error = "Cannot allocate the copy buffer";
 		return -ENOMEM;

@@ -13,12 +13,17 @@
 # another pattern) the touched regions equal the reference while every
 # other region is untouched. Then after enable_hydration and completion:
 # the clone, then the destination itself equal the reference, and still
-# after swapping the table to linear over the destination.
+# after swapping the table to linear over the destination. Last, sixteen
+# partial writes to distinct uncopied regions at once, through a clone
+# with a threshold of one region over a 100 ms source: all land, on the
+# clone and the destination.
 # timeout: 180
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/datapath.sh"
+. "$(dirname "$0")/lib/persistence.sh"
 
 need_module
+need_module dm-delay
 need_cmd dmclone-pattern dd
 
 rs=128						# 64 KiB regions
@@ -124,4 +129,36 @@ dmsetup resume c
 assert_match "$(dm_table c)" "^0 $len linear " "table after the swap"
 drop_caches
 cmp_dev "$clone" "$ref" "$len" || fail "linear device differs from the reference"
+
+log "sixteen writes to uncopied regions at once, threshold 1, a slow source"
+# A threshold of one 64 KiB region leaves the copy engine one buffer for
+# the budget: the copies these writes wait for get buffers of their own
+# beyond it. Each write is part of a region; all must land.
+dest2=$(mkdev dest2 8)
+ref2=$(mkdev ref2 8)
+meta2=$(mkdev meta2 4)
+fill_pattern "$ref2" 1
+fill_pattern "$dest2" 9
+dm_create slow "$(delay_table "$src" 100)"
+dm_create c2 "$(clone_table "$meta2" "$dest2" /dev/mapper/slow $rs 1 no_hydration 2 hydration_threshold 1)"
+pids=()
+for ((i = 0; i < 16; i++)); do
+	at=$(((3 + 7 * i) * rs + 5))
+	dmclone-pattern gen $((40 + i)) "$at" 8 >"$TEST_TMP/w$i"
+	dd if="$TEST_TMP/w$i" of="$ref2" bs=512 seek="$at" oflag=direct conv=notrunc status=none
+	dd if="$TEST_TMP/w$i" of=/dev/mapper/c2 bs=512 seek="$at" oflag=direct conv=notrunc status=none &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do
+	wait "$p" || fail "a write to an uncopied region failed"
+done
+expect_hydrated c2 16
+cmp_dev /dev/mapper/c2 "$ref2" 16384 || fail "the clone differs after sixteen writes at once"
+for ((i = 0; i < 16; i++)); do
+	r=$((3 + 7 * i))
+	cmp_dev "$dest2" "$ref2" "$rs" $((r * rs)) $((r * rs)) ||
+		fail "region $r differs on the destination"
+done
+dm_remove c2
+dm_remove slow
 log "ok"
