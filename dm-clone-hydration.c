@@ -996,9 +996,9 @@ void clone_read_done(struct clone *clone, struct bio *bio, bool ok)
 }
 
 /*
- * How many new entries [@first, @last) pushed after the @n ranges of @w
- * (regions, in order) would take in @ring, each merged with the tail
- * before it where they touch (as __want_push() does).
+ * How many entries of @ring the @n ranges of @w (regions, in order) would
+ * take when pushed: a range that touches the tail before it (the ring's,
+ * or the range before it) is merged into it, as __want_push() does.
  */
 static unsigned int __want_slots(const struct clone_want_ring *ring,
 				 const struct clone_want *w, unsigned int n)
