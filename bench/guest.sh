@@ -861,6 +861,11 @@ ws_pass() {
 	calc "$t1 - $t0"
 }
 ws_rate() { calc "$WS_HOT_BYTES / $1 / 1e6"; }
+# median NUMBER...: their median.
+median() {
+	printf '%s\n' "$@" | sort -g |
+		awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 # The hydrated share of clone cl now, in % (a status without commit).
 ws_hydrated() { dmsetup status --noflush cl | awk '{ split($7, h, "/"); printf "%.1f\n", h[2] ? 100 * h[1] / h[2] : 0 }'; }
 
@@ -1074,9 +1079,9 @@ ws_run() {
 	fi
 	ws_nbd_down
 	ws_local
-	loc=$(printf '%s\n' "${WS_LOCAL[@]}" | sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+	loc=$(median "${WS_LOCAL[@]}")
 	log "working set: local pass (median) $loc s, $(ws_rate "$loc") MB/s"
-	lcpu=$(printf '%s\n' "${WS_LOCAL_CPU[@]}" | sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+	lcpu=$(median "${WS_LOCAL_CPU[@]}")
 	log "working set: a local pass takes $lcpu s of CPU time (median)"
 	for id in "${WS_OUT[@]}"; do
 		read -r id ours lim <<<"$id"
