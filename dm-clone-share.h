@@ -27,9 +27,10 @@
  *  3. While reads go on (one sent in the last CLONE_SHARE_QUIET_NS plus
  *     their average round trip: a read is not over while in flight, and
  *     behind a queue of more than that second, or over a slow link, it
- *     may take longer), the copies the pass has in flight are bounded. A read that comes back
- *     with the average over twice the base plus CLONE_SHARE_SLACK_NS sets
- *     the bound to 1: the reads wait in a queue. While there is a bound,
+ *     may take longer), the copies the pass has in flight are bounded. A
+ *     read that comes back with the average over twice the base plus
+ *     CLONE_SHARE_SLACK_NS sets the bound to 1: the reads wait in a
+ *     queue. While there is a bound,
  *     a read that comes back with the average over the base plus an
  *     eighth plus CLONE_SHARE_SLACK_NS halves it (it may reach 0: the
  *     pass waits); any other read, and any clean one, raises it by one,
