@@ -13,10 +13,11 @@
 # commit at suspend fails on the destination flush; the new table resumes
 # with the same last committed record, rw. In both, hydration then
 # completes byte-exact against the source with the committed writes.
-# The destination is a dm-delay holding flushes for 3 s over a dm-flakey:
-# a write reaches the destination, and the flush of the commit that
-# follows (the periodic one, or a status query's) is held long enough for
-# the dm-flakey below to be switched to failing writes and flushes.
+# The destination is a dm-delay over a dm-flakey. Around each uncommitted
+# write the dm-delay holds flushes (for minutes: no commit can carry the
+# write to the metadata meanwhile, however slow the kernel), the dm-flakey
+# below is switched to failing writes and flushes, and the held flushes
+# are then let go (a suspend of the dm-delay sends them on) and fail.
 # timeout: 180
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/persistence.sh"
@@ -36,7 +37,12 @@ fill_pattern "$src" 1
 fill_pattern "$ref" 1
 dm_create dflk "$(flakey_table "$destloop" up)"
 n=$(dev_sectors "$destloop")
-dm_create dly "0 $n delay /dev/mapper/dflk 0 0 /dev/mapper/dflk 0 0 /dev/mapper/dflk 0 3000"
+# hold_flushes MS: the dm-delay holds flushes MS ms (0: passes them).
+hold_flushes() {
+	local d=/dev/mapper/dflk
+	echo "0 $n delay $d 0 0 $d 0 0 $d 0 $1"
+}
+dm_create dly "$(hold_flushes 0)"
 table=$(clone_table "$meta" /dev/mapper/dly "$src" $rs 1 no_hydration)
 dm_create c "$table"
 clone=/dev/mapper/c
@@ -50,13 +56,16 @@ write_whole() {
 log "(1) a failed destination flush while live"
 expect_ok_write $clone $((5 * rs)) $rs 5 "fsynced write to region 5"
 fill_pattern "$ref" 5 $((5 * rs)) $rs >/dev/null
+dm_swap dly "$(hold_flushes 600000)"
 write_whole 6 6				# hydrated in core, not committed
 # (A status query that does not commit.)
 assert_eq "$(clone_status_noflush c | awk '{ print $4 }')" 2/512 "hydrated regions before the failure"
 ev0=$(event_nr c)
 log_mark
 dm_swap dflk "$(flakey_table "$destloop" error_writes)"
-# A commit (the periodic one, or this status query's): its flush fails.
+# The held flushes go on and fail; a commit that had none held (this
+# status query's) fails on its own.
+dm_swap dly "$(hold_flushes 0)"
 dmsetup status c >/dev/null 2>&1 || true
 assert_mode c ro "mode after a failed destination flush"
 [ "$(event_nr c)" -gt "$ev0" ] || fail "no dm event on the switch to read-only"
@@ -77,10 +86,12 @@ cmp_dev $clone "$ref" || fail "new table: reads differ from the last committed s
 log "(2) the old table's last commit fails at a reload"
 expect_ok_write $clone $((8 * rs)) $rs 8 "fsynced write to region 8"
 fill_pattern "$ref" 8 $((8 * rs)) $rs >/dev/null
+dm_swap dly "$(hold_flushes 600000)"
 write_whole 9 9
 log_mark
 dmsetup reload c --table "$table" || fail "reload failed"
 dm_swap dflk "$(flakey_table "$destloop" error_writes)"
+dm_swap dly "$(hold_flushes 0)"
 dmsetup suspend c || fail "suspend failed"
 log_grep 'flushing the destination failed' ||
 	fail "the old table's last commit did not fail on the destination flush"
