@@ -41,15 +41,17 @@ start_server() {
 		fail "nbd-server failed: $(cat "$TEST_TMP/nbd-server.log")"
 	wait_for 10 test -s "$pidf" || fail "nbd-server wrote no pid file"
 }
-# kill_server: SIGKILL the server and the child serving our connection.
+# kill_server: SIGKILL every nbd-server process: the server and the child
+# serving our connection (only this test runs one). Processes come and go
+# while /proc is read: one gone before its name is read is passed over.
 kill_server() {
-	local p
-	p=$(cat "$pidf")
-	# shellcheck disable=SC2013 # one pid a word
-	for c in $(awk -v p="$p" '$4 == p { print $1 }' /proc/[0-9]*/stat 2>/dev/null); do
-		kill -9 "$c" 2>/dev/null || true
+	local d name
+	for d in /proc/[0-9]*; do
+		name=$(cat "$d/comm" 2>/dev/null) || continue
+		if [ "$name" = nbd-server ]; then
+			kill -9 "${d#/proc/}" 2>/dev/null || true
+		fi
 	done
-	kill -9 "$p"
 }
 attach() {
 	timed 30 nbd-client 127.0.0.1 /dev/nbd0 -N src -b 512 -t 10 >/dev/null 2>&1 ||
@@ -57,7 +59,7 @@ attach() {
 	wait_for 10 eval '[ "$(blockdev --getsz /dev/nbd0 2>/dev/null || echo 0)" = 32768 ]' ||
 		fail "/dev/nbd0 did not come up with 32768 sectors"
 }
-on_exit "nbd-client -d /dev/nbd0 >/dev/null 2>&1; [ -s $pidf ] && kill -9 \$(cat $pidf) 2>/dev/null"
+on_exit "nbd-client -d /dev/nbd0 >/dev/null 2>&1; kill_server"
 
 start_server
 attach
