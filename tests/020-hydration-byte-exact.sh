@@ -10,6 +10,7 @@
 # nothing); the destination holds the source's data over the length and
 # its bytes past the length (prefilled with another pattern) are untouched
 # although the source has data there; the metadata records all regions.
+# On the debug kernel, a sample: each region size and each pair once.
 # timeout: 300
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/datapath.sh"
@@ -29,11 +30,17 @@ regions=(8 64 128 1024)
 declare -A nregions=([8]=400 [64]=120 [128]=70 [1024]=11)
 pairs=("1 1" "4 2" "64 16" "default")
 
-i=0
+# On a slow kernel (see slow_kernel), one pair a region size, each pair
+# once: the four region sizes, the four pairs and the three kinds of
+# last region, in 4 cases of the 16.
+i=0 k=0
 for rs in "${regions[@]}"; do
 	for j in "${!pairs[@]}"; do
 		pair=${pairs[$j]}
 		i=$((i + 1))
+		if slow_kernel && [ "$j" != "$k" ]; then
+			continue
+		fi
 		# Partial last region for pairs 1 and 3: one sector, region-1 sectors.
 		case $j in
 		1) rem=1 ;;
@@ -93,5 +100,6 @@ for rs in "${regions[@]}"; do
 			fail "region $rs $pair: reloaded clone does not read the destination"
 		dm_remove c
 	done
+	k=$((k + 1))
 done
 log "ok"

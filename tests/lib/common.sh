@@ -358,6 +358,30 @@ clone_core_arg() {
 	clone_status "$1" | awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1); exit } }'
 }
 
+# slow_kernel: true on a kernel slowed down by its debugging options
+# (tests/run scales the timeouts there: DMCLONE_TIMEOUT_SCALE above 1).
+# A test may then take a sample of its cases of one kind: what the debug
+# kernel adds (KASAN, lockdep, kmemleak) looks at the code paths, which
+# one case of a kind takes as well as all of them; the other kernels run
+# every case.
+slow_kernel() { [ "${DMCLONE_TIMEOUT_SCALE:-1}" -gt 1 ]; }
+
+# sample_cases WORD...: the words; on a slow kernel, the first, the last
+# and every fourth between them.
+sample_cases() {
+	local i=0 w
+	if ! slow_kernel; then
+		printf '%s\n' "$@"
+		return
+	fi
+	for w in "$@"; do
+		if [ $((i % 4)) = 0 ] || [ $((i + 1)) = $# ]; then
+			printf '%s\n' "$w"
+		fi
+		i=$((i + 1))
+	done
+}
+
 # wait_for TIMEOUT CMD...: poll CMD every 0.2 s until it succeeds; return 1
 # after TIMEOUT seconds (times DMCLONE_TIMEOUT_SCALE, set by tests/run for
 # slow kernels, like the default of wait_hydrated).
