@@ -280,24 +280,50 @@ static bool __background_may_start(struct clone_copier *c, unsigned int limit)
 }
 
 /*
+ * Its buffers all busy, may a background piece of @sectors, smaller than a
+ * buffer, start in a buffer of its own size? Only under a budget the user
+ * set (the window bounds the others), while the background's sectors in
+ * flight stay within it, and not into the urgent jobs' last buffer: the
+ * limit counts whole buffers, and a budget of a few regions (a small
+ * hydration_threshold) would otherwise be one buffer, in which regions
+ * copied one a job (batch 1, scattered regions, prefetch ranges) go one
+ * at a time.
+ */
+static bool __background_may_add(struct clone_copier *c, sector_t sectors)
+{
+	lockdep_assert_held(&c->lock);
+	return test_bit(COPIER_FIXED, &c->flags) &&
+	       sectors < CLONE_COPY_PIECE_SECTORS &&
+	       c->nr_bufs < COPY_MAX_BUFS - 1 &&
+	       c->bg_sectors + sectors <= READ_ONCE(c->budget_sectors);
+}
+
+/*
  * Take a buffer for a piece of @sectors of an urgent or background job: a
  * free one, or a new one while under the limit, of which background jobs
  * leave the last one. Past the limit, an urgent piece (a write waits for
  * it) gets a new buffer of its own size, up to COPY_MAX_BUFS buffers in
  * all: the limit follows the budget, and a budget under a few buffers
  * (a small hydration_threshold) would otherwise let writes to uncopied
- * regions copy them two at a time. NULL if none may be had now. Worker.
+ * regions copy them two at a time. A small background piece may get one
+ * too, within the budget (__background_may_add()). NULL if none may be
+ * had now. Worker.
  */
 static struct copy_buf *get_copy_buf(struct clone_copier *c, bool urgent,
 				     sector_t sectors)
 {
 	unsigned int limit = copier_buf_limit(c), pages = COPY_BUF_PAGES;
-	struct copy_buf *buf;
+	struct copy_buf *buf = NULL;
+	bool own = false;
 
 	spin_lock_irq(&c->lock);
-	if (!urgent && !__background_may_start(c, limit))
-		goto none;
-	buf = list_first_entry_or_null(&c->free, struct copy_buf, list);
+	if (!urgent && !__background_may_start(c, limit)) {
+		if (!__background_may_add(c, sectors))
+			goto none;
+		own = true;	/* the free buffer, if any, is the urgent's */
+	}
+	if (!own)
+		buf = list_first_entry_or_null(&c->free, struct copy_buf, list);
 	if (buf) {
 		list_del(&buf->list);
 		c->nr_free--;
@@ -306,8 +332,8 @@ static struct copy_buf *get_copy_buf(struct clone_copier *c, bool urgent,
 	}
 	if (test_bit(COPIER_ALLOC_FAILED, &c->flags))
 		goto none;
-	if (c->nr_bufs >= limit) {
-		if (!urgent || c->nr_bufs >= COPY_MAX_BUFS)
+	if (own || c->nr_bufs >= limit) {
+		if (!own && (!urgent || c->nr_bufs >= COPY_MAX_BUFS))
 			goto none;
 		pages = DIV_ROUND_UP((size_t)sectors << SECTOR_SHIFT,
 				     PAGE_SIZE);

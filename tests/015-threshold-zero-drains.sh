@@ -8,7 +8,11 @@
 # (the hydrated count stays put), a partial write to an unhydrated region
 # still completes (its copy is not background work), suspend, resume and
 # a reload return, and with the threshold back at 64 copying resumes.
-# The data read back is byte-exact throughout.
+# The data read back is byte-exact throughout. Then a small threshold is
+# used in full by jobs of one region each (threshold 8, batch 1, 64 KiB
+# regions, a source that answers in 500 ms): the regions are copied
+# several at once (the hydrated count moves by 4 or more between two
+# polls 0.1 s apart), and the copy is byte-exact.
 # timeout: 180
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/control.sh"
@@ -34,7 +38,7 @@ clone=/dev/mapper/c
 
 # A stranded module would hang the removal at exit: give it its threshold
 # back first.
-on_exit dmsetup message c 0 hydration_threshold 64
+on_exit "dmsetup message c 0 hydration_threshold 64 2>/dev/null || true"
 
 many_in_flight() { [ "$(clone_hydrating c)" -ge 32 ]; }
 wait_for 60 many_in_flight || fail "never 32 regions in flight: $(clone_status c)"
@@ -70,3 +74,26 @@ dm_message c hydration_threshold 64
 wait_for 30 hydrated_at_least c $((h + 40)) || fail "copying did not resume: $(clone_status c)"
 cmp_dev $clone "$ref" || fail "reads differ from the reference after the pause"
 log "copying resumed: $(clone_status c)"
+
+log "threshold 8, batch 1: jobs of one region fill the threshold"
+dm_remove c
+wipe_md "$meta"
+# 64 regions of 64 KiB over a source that answers in 500 ms: copied 8 at
+# a time, the hydrated count moves by 8 every 500 ms; one at a time, by 1
+# (a poll would have to miss 2 s to see it move by 4).
+dm_create slow500 "$(delay_table "$src" 500)"
+table=$(CLONE_LEN=$((64 * 128)) clone_table "$meta" "$dest" /dev/mapper/slow500 128 0 4 \
+	hydration_threshold 8 hydration_batch_size 1)
+dm_create c "$table"
+step=0 last=0
+end=$((SECONDS + 60 * ${DMCLONE_TIMEOUT_SCALE:-1}))
+while [ "$last" -lt 64 ]; do
+	[ $SECONDS -lt $end ] || fail "copying did not complete: $(clone_status c)"
+	sleep 0.1
+	h=$(clone_hydrated c)
+	[ $((h - last)) -le "$step" ] || step=$((h - last))
+	last=$h
+done
+log "copied; at most $step regions done between two polls: $(clone_status c)"
+[ "$step" -ge 4 ] || fail "threshold 8 with jobs of one region: copied $step at a time"
+cmp_dev $clone "$src" $((64 * 128)) || fail "reads differ from the source after the copy"
