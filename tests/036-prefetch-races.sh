@@ -10,9 +10,9 @@
 #   * first beside status queries without --noflush (each one commits the
 #     metadata under the commit lock): every prefetch is accepted, every
 #     status line is well formed and rw;
-#   * then beside suspend/resume cycles (plain and --noflush): every
-#     message and every suspend/resume returns (a refused prefetch is
-#     only counted), the mode stays rw.
+#   * then beside suspend/resume cycles (plain and --noflush), with one
+#     to four ranges a message: every message and every suspend/resume
+#     returns (a refused prefetch is only counted), the mode stays rw.
 # At the end the clone hydrates completely and is byte-exact against the
 # reference (the source with the writer's writes), and so is a new clone
 # over the same metadata; clone_check finds the metadata sound.
@@ -40,7 +40,7 @@ ref=$(mkdev ref $mb)
 fill_pattern "$src" 1
 fill_pattern "$ref" 1
 fill_pattern "$dest" 9 0 $((4 * 2048))		# old data the copies must replace
-dm_create slow "$(delay_table "$src" 25)"
+dm_create slow "$(delay_table "$src" 50)"
 table=$(clone_table "$meta" "$dest" /dev/mapper/slow $rs 0 4 hydration_threshold 4 hydration_batch_size 2)
 dm_create c "$table"
 clone=/dev/mapper/c
@@ -72,20 +72,28 @@ reader() {
 }
 
 # prefetcher MUST: prefetch random ranges (not aligned to regions) until
-# told to stop; with MUST=1 every message must be accepted.
+# told to stop; with MUST=1 every message must be accepted, and each
+# names one range (several could fill the queue of ranges: refused);
+# with MUST=0, one to four ranges a message.
 prefetcher() {
-	local start len n=0 refused=0 rc
+	local start len n=0 refused=0 rc k ranges
 	while [ ! -e "$stop" ]; do
-		start=$(((RANDOM * 32768 + RANDOM) % (sectors - 1)))
-		len=$((RANDOM % (16 * rs) + 1))
-		[ $((start + len)) -le $sectors ] || len=$((sectors - start))
+		ranges=()
+		k=1
+		[ "$1" = 1 ] || k=$((RANDOM % 4 + 1))
+		while [ ${#ranges[@]} -lt $((2 * k)) ]; do
+			start=$(((RANDOM * 32768 + RANDOM) % (sectors - 1)))
+			len=$((RANDOM % (16 * rs) + 1))
+			[ $((start + len)) -le $sectors ] || len=$((sectors - start))
+			ranges+=("$start" "$len")
+		done
 		rc=0
-		timeout 60 dmsetup message c 0 prefetch $start $len 2>/dev/null || rc=$?
+		timeout 60 dmsetup message c 0 prefetch "${ranges[@]}" 2>/dev/null || rc=$?
 		if [ $rc = 124 ]; then
-			bad "prefetch $start $len hung"
+			bad "prefetch ${ranges[*]} hung"
 			return
 		elif [ $rc != 0 ] && [ "$1" = 1 ]; then
-			bad "prefetch $start $len was refused"
+			bad "prefetch ${ranges[*]} was refused"
 			return
 		elif [ $rc != 0 ]; then
 			refused=$((refused + 1))
