@@ -9,8 +9,8 @@
 # fail with EIO, a whole-region write succeeds; the mode stays rw with no
 # dm event; no copy stays in flight; the kernel log stays bounded over
 # 20 s; the clone is removed promptly and dm-clone unloads. The server
-# comes back, nbd-client reattaches, and a new clone over the same
-# metadata completes byte-exact.
+# comes back, nbd-client attaches again (/dev/nbd1), and a new clone over
+# the same metadata completes byte-exact.
 # timeout: 200
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/persistence.sh"
@@ -53,16 +53,22 @@ kill_server() {
 		fi
 	done
 }
+# attach DEV: connect DEV to the server. (nbd-client's output goes to a
+# file: a redirection of `timed` would also swallow its hang message.)
 attach() {
-	timed 30 nbd-client 127.0.0.1 /dev/nbd0 -N src -b 512 -t 10 >/dev/null 2>&1 ||
-		fail "nbd-client failed"
-	wait_for 10 eval '[ "$(blockdev --getsz /dev/nbd0 2>/dev/null || echo 0)" = 32768 ]' ||
-		fail "/dev/nbd0 did not come up with 32768 sectors"
+	local dev=$1 rc=0
+	timeout -k 5 30 nbd-client 127.0.0.1 "$dev" -N src -b 512 -t 10 \
+		>"$TEST_TMP/nbd-client.log" 2>&1 || rc=$?
+	[ $rc = 0 ] || fail "nbd-client $dev failed or hung (status $rc): $(cat "$TEST_TMP/nbd-client.log")"
+	wait_for 10 eval '[ "$(blockdev --getsz "$dev" 2>/dev/null || echo 0)" = 32768 ]' ||
+		fail "$dev did not come up with 32768 sectors"
 }
-on_exit "nbd-client -d /dev/nbd0 >/dev/null 2>&1; kill_server"
+# detach DEV: disconnect DEV, whatever state its dead connection left.
+detach() { timeout -k 5 30 nbd-client -d "$1" >/dev/null 2>&1 || true; }
+on_exit "detach /dev/nbd0; detach /dev/nbd1; kill_server"
 
 start_server
-attach
+attach /dev/nbd0
 dm_create sdelay "$(delay_table /dev/nbd0 20)"
 clone=/dev/mapper/c
 table=$(clone_table "$meta" "$dest" /dev/mapper/sdelay $rs 0 4 hydration_threshold 2 hydration_batch_size 1)
@@ -103,13 +109,15 @@ assert_mode c rw "mode after 20 s with the source gone"
 log "remove the clone and the dead source"
 remove_and_unload c
 dm_remove sdelay
-timed 30 nbd-client -d /dev/nbd0 >/dev/null 2>&1 || true
+detach /dev/nbd0
 
 log "the server comes back: a new clone over the same metadata completes"
 need_module
 start_server
-attach
-dm_create sdelay "$(delay_table /dev/nbd0 0)"
+# On another NBD device: /dev/nbd0 may still be tearing down its dead
+# connection (a reattach to it once hung in nbd-client for 30 s).
+attach /dev/nbd1
+dm_create sdelay "$(delay_table /dev/nbd1 0)"
 clone_create c "$meta" "$dest" /dev/mapper/sdelay $rs 0 4 hydration_threshold 256 hydration_batch_size 16
 assert_mode c rw "mode of the new clone"
 [ "$(clone_hydrated c)" -ge "$h" ] || fail "the new clone lost progress: $(clone_status c), had $h"
