@@ -125,7 +125,8 @@ dm_swap mflk "$(flakey_dead_table "$metaloop")"
 t0=$SECONDS
 rc=0
 log_mark
-timed 60 dmsetup create c2 --table "$table" >/dev/null 2>&1 || rc=$?
+# (dmsetup's output only is silenced: timed's own hang message must show.)
+timed 60 sh -c 'dmsetup create c2 --table "$1" >/dev/null 2>&1' _ "$table" || rc=$?
 if [ $rc = 0 ]; then
 	dmsetup remove c2
 	fail "a clone table over unreadable metadata was loaded"
